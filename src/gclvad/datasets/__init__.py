@@ -1,0 +1,43 @@
+"""Dataset readers: turn a dataset's config entry into a list of `Video`s.
+
+`load_dataset(spec)` dispatches on ``spec["format"]``:
+    generic       a CSV manifest of the user's own videos (gclvad.datasets.generic)
+    ucf_crime     UCF-Crime with its official lists and annotations (gclvad.datasets.ucf_crime)
+    shanghaitech  ShanghaiTech in Zhong et al.'s split (gclvad.datasets.shanghaitech)
+Relative paths in a spec are taken relative to the current directory; paths inside a
+manifest relative to the manifest's folder.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from gclvad.datasets.base import FrameMask, Intervals, Video, scored_videos, training_videos
+from gclvad.datasets.generic import read_generic
+from gclvad.datasets.shanghaitech import read_shanghaitech
+from gclvad.datasets.ucf_crime import read_ucf_crime
+from gclvad.errors import GclvadError
+
+READERS: dict[str, Callable[[dict], list[Video]]] = {
+    "generic": read_generic,
+    "ucf_crime": read_ucf_crime,
+    "shanghaitech": read_shanghaitech,
+}
+
+__all__ = [
+    "FrameMask",
+    "Intervals",
+    "READERS",
+    "Video",
+    "load_dataset",
+    "scored_videos",
+    "training_videos",
+]
+
+
+def load_dataset(spec: dict) -> list[Video]:
+    """The videos a dataset config entry describes."""
+    fmt = spec.get("format")
+    if fmt not in READERS:
+        raise GclvadError(f"unknown dataset format {fmt!r}; known formats are {', '.join(sorted(READERS))}")
+    return READERS[fmt](spec)

@@ -1,0 +1,188 @@
+"""The generic dataset format: a practitioner's own videos described by a CSV manifest.
+
+Spec keys:
+    manifest     videos.csv with columns ``video,path[,split][,label]``.
+                 path: a video file or a folder of frame images (sorted by name), relative
+                 to the manifest's folder unless absolute.
+                 split: ``train`` or ``test``; an empty cell, or no split column at all,
+                 means unlabelled footage that is both trained on and scored.
+                 label: ``0`` normal, ``1`` anomalous, empty = unknown.
+    annotations  optional annotations.csv with columns ``video,start_frame,end_frame``:
+                 anomalous frames [start_frame, end_frame), 0-based, end exclusive; a video
+                 may have several rows. A video without rows keeps annotation None, so its
+                 frame truth comes from its label (0: all normal, otherwise unknown).
+
+This module also holds the small helpers (spec keys, list files, duplicate checks) that
+the other readers share.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from gclvad.datasets.base import TEST, TRAIN, Intervals, Video
+from gclvad.errors import BadDatasetError, GclvadError
+
+MANIFEST_COLUMNS = ("video", "path", "split", "label")
+REQUIRED_MANIFEST_COLUMNS = ("video", "path")
+ANNOTATION_COLUMNS = ("video", "start_frame", "end_frame")
+
+
+# ---------------------------------------------------------------- helpers shared by readers
+
+
+def spec_path(spec: dict, key: str, fmt: str) -> Path:
+    """The path a dataset spec gives under `key`, taken as given (relative to the cwd)."""
+    if spec.get(key) in (None, ""):
+        raise GclvadError(f"dataset spec of format {fmt!r} lacks the key {key!r}; it has {sorted(spec)}")
+    return Path(spec[key])
+
+
+def existing_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise BadDatasetError(path, f"{what} not found (no such file)")
+    return path
+
+
+def existing_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise BadDatasetError(path, f"{what} not found (no such folder)")
+    return path
+
+
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines of a text file as (1-based line number, stripped text).
+
+    Universal newlines plus strip() absorb the CRLF endings, trailing blanks and missing
+    final newline that the published split files have.
+    """
+    with open(path, encoding="utf-8-sig") as handle:
+        return [(n, line.strip()) for n, line in enumerate(handle, start=1) if line.strip()]
+
+
+def reject_duplicates(ids: Iterable[str], path: Path, what: str = "video ids") -> None:
+    duplicated = sorted(name for name, count in Counter(ids).items() if count > 1)
+    if duplicated:
+        raise BadDatasetError(path, f"duplicated {what}: {', '.join(duplicated)}")
+
+
+def reject_overlap(train_ids: Iterable[str], test_ids: Iterable[str], train_list: Path, test_list: Path) -> None:
+    both = sorted(set(train_ids) & set(test_ids))
+    if both:
+        shown = ", ".join(both[:20]) + (f" (and {len(both) - 20} more)" if len(both) > 20 else "")
+        raise BadDatasetError(test_list, f"videos listed both here and in the train list {train_list}: {shown}")
+
+
+def read_csv_table(path: Path, required: tuple[str, ...], allowed: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV file as a table of stripped strings, with its column names checked.
+
+    Every cell is read as text (empty cells as "") so that ids such as 01_001 keep their
+    leading zeros and labels are checked as written rather than as pandas guesses them.
+    """
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise BadDatasetError(path, f"cannot be read as CSV: {error}") from error
+    table.columns = [str(name).strip() for name in table.columns]
+    missing = [name for name in required if name not in table.columns]
+    if missing:
+        raise BadDatasetError(path, f"lacks the column(s) {', '.join(missing)}; found columns {list(table.columns)}")
+    unknown = [name for name in table.columns if name not in allowed]
+    if unknown:
+        raise BadDatasetError(
+            path, f"has unknown column(s) {', '.join(unknown)}; allowed columns are {', '.join(allowed)}"
+        )
+    return table.apply(lambda column: column.str.strip())
+
+
+# ---------------------------------------------------------------- the generic reader
+
+
+def read_generic(spec: dict) -> list[Video]:
+    """Videos of a dataset described by a generic manifest (and optional annotations)."""
+    manifest = existing_file(spec_path(spec, "manifest", "generic"), "manifest")
+    table = read_csv_table(manifest, REQUIRED_MANIFEST_COLUMNS, MANIFEST_COLUMNS)
+    if table.empty:
+        raise BadDatasetError(manifest, "lists no videos")
+    reject_duplicates(table["video"], manifest)
+
+    annotations = {}
+    if spec.get("annotations"):
+        annotations = read_annotations(Path(spec["annotations"]), set(table["video"]))
+
+    videos = []
+    for row_number, row in enumerate(table.itertuples(index=False), start=2):  # line 1 is the header
+        videos.append(_video_of_row(row._asdict(), row_number, manifest, annotations))
+    return videos
+
+
+def _video_of_row(row: dict, line: int, manifest: Path, annotations: dict[str, Intervals]) -> Video:
+    video_id = row["video"]
+    if not video_id:
+        raise BadDatasetError(manifest, f"line {line}: empty video id")
+    split = _split_of(row.get("split", ""), line, manifest)
+    label = _label_of(row.get("label", ""), line, manifest)
+    source = _source_of(row["path"], line, manifest)
+    annotation = annotations.get(video_id)
+    if annotation is not None and label == 0:
+        raise BadDatasetError(
+            manifest,
+            f"line {line}: video {video_id} has label 0 (normal) but anomalous intervals in {annotation.source}",
+        )
+    return Video(id=video_id, source=source, split=split, label=label, annotation=annotation)
+
+
+def _split_of(value: str, line: int, manifest: Path) -> str | None:
+    if value == "":
+        return None
+    if value not in (TRAIN, TEST):
+        raise BadDatasetError(manifest, f"line {line}: split must be {TRAIN!r}, {TEST!r} or empty, found {value!r}")
+    return value
+
+
+def _label_of(value: str, line: int, manifest: Path) -> int | None:
+    if value == "":
+        return None
+    if value not in ("0", "1"):
+        raise BadDatasetError(manifest, f"line {line}: label must be 0, 1 or empty, found {value!r}")
+    return int(value)
+
+
+def _source_of(value: str, line: int, manifest: Path) -> Path:
+    if not value:
+        raise BadDatasetError(manifest, f"line {line}: empty path")
+    source = Path(value)
+    if not source.is_absolute():
+        source = manifest.parent / source
+    if not source.exists():
+        raise BadDatasetError(manifest, f"line {line}: video {value!r} not found (looked at {source})")
+    return source
+
+
+def read_annotations(path: Path, known_videos: set[str]) -> dict[str, Intervals]:
+    """Anomalous intervals per video from a generic annotations.csv."""
+    existing_file(path, "annotations file")
+    table = read_csv_table(path, ANNOTATION_COLUMNS, ANNOTATION_COLUMNS)
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for line, row in enumerate(table.itertuples(index=False), start=2):
+        if row.video not in known_videos:
+            raise BadDatasetError(path, f"line {line}: video {row.video!r} is not in the manifest")
+        start = _frame_number(row.start_frame, "start_frame", line, path)
+        end = _frame_number(row.end_frame, "end_frame", line, path)
+        if start < 0 or end <= start:
+            raise BadDatasetError(
+                path, f"line {line}: interval [{start}, {end}) of {row.video} needs 0 <= start_frame < end_frame"
+            )
+        spans.setdefault(row.video, []).append((start, end))
+    return {video: Intervals(tuple(sorted(found)), source=path) for video, found in spans.items()}
+
+
+def _frame_number(value: str, column: str, line: int, path: Path) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadDatasetError(path, f"line {line}: {column} must be an integer, found {value!r}") from None
