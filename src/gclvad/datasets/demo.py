@@ -32,8 +32,8 @@ from gclvad.errors import GclvadError
 
 ANOMALY_KINDS = ("vehicle", "runner", "wrong_way")
 MAX_ANOMALOUS_FRACTION = 0.15
-# An event lasts this fraction of its video; with at most a third of the videos anomalous,
-# anomalous frames stay at or under 0.3 / 3 = 10 % of all frames.
+# An event lasts this fraction of its video; with at most 2 in 5 videos anomalous
+# (`anomalous_count`), anomalous frames stay at or under 0.3 * 0.4 = 12 % of all frames.
 _EVENT_FRACTION = (0.2, 0.3)
 _WALKING_SPEED = (1.0, 1.6)  # pixels per frame at width 320: about 1.4 m/s at 25 fps
 _FIGURES_PER_VIDEO = (5, 8)
@@ -112,7 +112,9 @@ def draw_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarr
     return np.clip(scene, 0, 255)
 
 
-def _paint(canvas: np.ndarray, top: float, left: float, height: float, width: float, colour, shape=None) -> None:
+def _paint(
+    canvas: np.ndarray, top: float, left: float, height: float, width: float, colour, shape=None
+) -> None:
     """Fill a rectangle (or a boolean `shape` stretched to it), clipped to the canvas."""
     t, l = int(round(top)), int(round(left))
     h, w = max(1, int(round(height))), max(1, int(round(width)))
@@ -161,7 +163,9 @@ class Figure:
         _paint(canvas, self.foot - h, left + 0.15 * w, 0.17 * h, 0.7 * w, self.skin, _DISK)
 
 
-def _random_figure(rng: np.random.Generator, size: tuple[int, int], speed: float, nearest: float = 0.25) -> Figure:
+def _random_figure(
+    rng: np.random.Generator, size: tuple[int, int], speed: float, nearest: float = 0.25
+) -> Figure:
     """A walker with feet in the front `1 - nearest` of the walkway's depth."""
     height, width = size
     top, bottom = _walkway(size)
@@ -185,14 +189,18 @@ def _wrap(x: float, width: int, margin: float) -> float:
     return (x + margin) % (width + 2 * margin) - margin
 
 
-def _draw_vehicle(canvas: np.ndarray, x: float, size: tuple[int, int], colour: np.ndarray, direction: int) -> None:
+def _draw_vehicle(
+    canvas: np.ndarray, x: float, size: tuple[int, int], colour: np.ndarray, direction: int
+) -> None:
     """A red van-like box (body, cabin facing `direction`, window, wheels) centred at column x."""
     height, width = size
     top, bottom = _walkway(size)
     body_h, body_w = 0.32 * height, 0.45 * width
     base = bottom - 0.04 * height
     left = x - body_w / 2
-    _paint(canvas, base - 0.03 * height, left - 0.03 * body_w, 0.06 * height, 1.06 * body_w, np.float32(40), None)
+    _paint(
+        canvas, base - 0.03 * height, left - 0.03 * body_w, 0.06 * height, 1.06 * body_w, np.float32(40), None
+    )
     _paint(canvas, base - body_h, left, body_h * 0.8, body_w, colour)
     cabin_left = left + (0.45 if direction > 0 else 0.05) * body_w
     _paint(canvas, base - body_h * 1.45, cabin_left, body_h * 0.7, 0.5 * body_w, colour)
@@ -200,7 +208,15 @@ def _draw_vehicle(canvas: np.ndarray, x: float, size: tuple[int, int], colour: n
     _paint(canvas, base - body_h * 1.35, cabin_left + 0.08 * body_w, body_h * 0.45, 0.34 * body_w, window)
     wheel = 0.16 * height
     for centre in (0.2, 0.8):
-        _paint(canvas, base - 0.3 * body_h, left + centre * body_w - wheel / 2, wheel, wheel, np.float32(20), _DISK)
+        _paint(
+            canvas,
+            base - 0.3 * body_h,
+            left + centre * body_w - wheel / 2,
+            wheel,
+            wheel,
+            np.float32(20),
+            _DISK,
+        )
 
 
 class _Scene:
@@ -214,7 +230,8 @@ class _Scene:
         self.background = draw_background(rng, size)
         count = int(rng.integers(_FIGURES_PER_VIDEO[0], _FIGURES_PER_VIDEO[1] + 1))
         self.walkers = [
-            _random_figure(rng, size, self.direction * scale * rng.uniform(*_WALKING_SPEED)) for _ in range(count)
+            _random_figure(rng, size, self.direction * scale * rng.uniform(*_WALKING_SPEED))
+            for _ in range(count)
         ]
         self.vehicle_colour = np.array([205, 25, 30], np.float32) + rng.uniform(-20, 20, 3)
         self.intruder = None

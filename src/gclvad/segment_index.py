@@ -1,0 +1,170 @@
+"""The segment index of a dataset: one row per video saying whether and how it can be used.
+
+Building it decodes every video once (`probe_video`), so frame counts, and the number of
+segments each video gives, come from decoding rather than container headers. It also checks
+each video's annotation against that frame count. Later steps read the index instead of
+probing again, and use only the videos `usable_videos` returns.
+
+Columns: video, source, split (missing, NaN, for unsplit footage), frames, fps, width,
+height, segments, padded_tail, status ("ok", "truncated", "bad") and reason ("" when ok).
+A bad video has 0 segments, and 0 in the columns decoding could not measure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from gclvad.datasets.base import Video
+from gclvad.errors import BadDatasetError, BadVideoError, GclvadError
+from gclvad.video import OK, TRUNCATED, VideoInfo, padded_tail, probe_video, segment_count
+
+BAD = "bad"
+COLUMNS = [
+    "video", "source", "split", "frames", "fps", "width", "height",
+    "segments", "padded_tail", "status", "reason",
+]  # fmt: skip
+_INT_COLUMNS = ["frames", "width", "height", "segments", "padded_tail"]
+ON_BAD_VIDEO = ("stop", "skip")
+# Below this many videos a progress bar is noise.
+_PROGRESS_FROM = 20
+
+
+def _one_line(text: str) -> str:
+    # Reasons go into a TSV cell and into one line of a message.
+    return " ".join(str(text).split())
+
+
+def _bad_row(video: Video, reason: str, info: VideoInfo | None = None) -> dict:
+    """A row for an unusable video: 0 segments; what decoding measured, if it got that far."""
+    if info is None:
+        info = VideoInfo(frames=0, fps=0.0, width=0, height=0)
+    row = _row(
+        video, frames=info.frames, fps=info.fps, width=info.width, height=info.height, segments=0, tail=0
+    )
+    row.update(status=BAD, reason=_one_line(reason))
+    return row
+
+
+def _row(video: Video, *, frames, fps, width, height, segments, tail) -> dict:
+    return {
+        "video": video.id, "source": str(video.source), "split": video.split,
+        "frames": frames, "fps": fps, "width": width, "height": height,
+        "segments": segments, "padded_tail": tail, "status": OK, "reason": "",
+    }  # fmt: skip
+
+
+def index_row(video: Video, segment_length: int) -> dict:
+    """Probe one video and check its annotation; a dict with the index's columns."""
+    try:
+        info = probe_video(video.source)
+    except BadVideoError as error:
+        return _bad_row(video, error.problem)
+    if info.frames < segment_length:
+        return _bad_row(video, f"has {info.frames} frames, fewer than one segment of {segment_length}", info)
+    try:
+        video.truth(info.frames)
+    except BadDatasetError as error:
+        return _bad_row(video, f"annotation does not fit the video: {error}", info)
+    row = _row(
+        video, frames=info.frames, fps=info.fps, width=info.width, height=info.height,
+        segments=segment_count(info.frames, segment_length),
+        tail=padded_tail(info.frames, segment_length),
+    )  # fmt: skip
+    if info.status == TRUNCATED:
+        row.update(status=TRUNCATED, reason=_one_line(info.reason))
+    return row
+
+
+def _check_unique_ids(videos: list[Video]) -> None:
+    seen: dict[str, Path] = {}
+    clashes = []
+    for video in videos:
+        if video.id in seen:
+            clashes.append(f"{video.id} ({seen[video.id]} and {video.source})")
+        seen.setdefault(video.id, video.source)
+    if clashes:
+        raise GclvadError("video ids must be unique; these occur more than once: " + "; ".join(clashes))
+
+
+def _bad_video_message(bad: pd.DataFrame, total: int) -> str:
+    lines = [f"{len(bad)} of {total} videos cannot be used:"]
+    lines += [f"  {row.source} (video {row.video}): {row.reason}" for row in bad.itertuples()]
+    lines.append(
+        "Fix or remove them, or set `on_bad_video: skip` in the config to exclude them from the run."
+    )
+    return "\n".join(lines)
+
+
+def build_segment_index(
+    videos: list[Video], segment_length: int, on_bad_video: str = "stop", progress: bool | None = None
+) -> pd.DataFrame:
+    """Probe every video and tabulate it (see the module docstring for the columns).
+
+    on_bad_video: "stop" raises GclvadError listing every bad video (after probing all of
+    them, so one run shows every problem); "skip" keeps them as rows with status "bad".
+    progress: show a tqdm bar on stderr; None shows it for 20 videos or more.
+    """
+    if on_bad_video not in ON_BAD_VIDEO:
+        raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
+    if segment_length < 1:
+        raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
+    _check_unique_ids(videos)
+    show = len(videos) >= _PROGRESS_FROM if progress is None else progress
+    rows = [
+        index_row(video, segment_length)
+        for video in tqdm(videos, desc="probing videos", unit="video", file=sys.stderr, disable=not show)
+    ]
+    index = pd.DataFrame(rows, columns=COLUMNS)
+    bad = index[index["status"] == BAD]
+    if on_bad_video == "stop" and len(bad):
+        raise GclvadError(_bad_video_message(bad, len(index)))
+    return index
+
+
+def write_segment_index(index: pd.DataFrame, path: Path) -> None:
+    """Write the index as TSV; a reader never sees a half-written file (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as out:
+            index.to_csv(out, sep="\t", index=False, columns=COLUMNS)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read_segment_index(path: Path) -> pd.DataFrame:
+    """Read an index written by `write_segment_index`, with the types `build_segment_index` gives."""
+    path = Path(path)
+    try:
+        # Only an empty split is missing (unsplit footage); an empty reason stays "".
+        index = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values={"split": [""]})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise BadDatasetError(path, f"cannot read the segment index: {error}") from error
+    missing = [c for c in COLUMNS if c not in index.columns]
+    if missing:
+        raise BadDatasetError(
+            path, f"segment index lacks columns {', '.join(missing)} (expected {', '.join(COLUMNS)})"
+        )
+    index = index[COLUMNS].copy()
+    try:
+        index[_INT_COLUMNS] = index[_INT_COLUMNS].astype("int64")
+        index["fps"] = index["fps"].astype("float64")
+    except ValueError as error:
+        raise BadDatasetError(
+            path, f"segment index holds a non-number in a number column: {error}"
+        ) from error
+    return index
+
+
+def usable_videos(index: pd.DataFrame) -> list[str]:
+    """Ids of the videos later steps use: status ok or truncated, in index order."""
+    return index.loc[index["status"].isin([OK, TRUNCATED]), "video"].tolist()

@@ -1,0 +1,262 @@
+"""Streaming decode of a video (file or frame folder) into frames and fixed-length segments.
+
+A *source* is either a video file FFmpeg can read or a folder of still images, one per frame,
+taken in natural name order (``2.jpg`` before ``10.jpg``). Both go through PyAV: each decoded
+frame is converted to RGB and resized in FFmpeg's C code (swscale, bilinear with the
+down-scaling filter widened like torchvision's ``antialias=True``) as soon as it is decoded,
+so memory holds one segment of resized frames, never the whole video.
+
+Frame counts are always counted by decoding; container headers lie. A file that breaks off
+part-way (cut download, damaged tail) keeps the frames decoded before the damage and is
+reported as ``truncated``; a source from which no frame can be decoded raises
+`BadVideoError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import av
+import torch
+from av.video.reformatter import VideoReformatter
+
+from gclvad.errors import BadVideoError, GclvadError
+from gclvad.preprocessing import Preprocessing
+
+OK, TRUNCATED = "ok", "truncated"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+# A container's declared length is an estimate (edit lists, rounding of durations); only a
+# clear shortfall beyond this many frames (or this fraction) counts as a cut-off file.
+_DECLARED_SLACK_FRAMES = 2
+_DECLARED_SLACK_FRACTION = 0.02
+
+
+@dataclass
+class VideoInfo:
+    """What decoding a whole source found.
+
+    frames: frames that decode (counted, not read from the container).
+    fps: frames per second from the container; 0.0 for a frame folder, which has none.
+    width, height: size of the decoded frames (of the first one, if the size changes).
+    status: "ok", or "truncated" when decoding broke off before the end the container
+        declares; reason then says at which frame and why ("" when ok).
+    """
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    status: str = OK
+    reason: str = ""
+
+
+@dataclass
+class Segment:
+    """L consecutive frames as network input.
+
+    clip: float32 (3, L, crop_h, crop_w), `Preprocessing.normalize` of the resized frames.
+    first_frame: 0-based index of the segment's first frame in the video.
+    real_frames: how many of the L frames are real; the rest (only in the last segment)
+        repeat the video's last frame.
+    """
+
+    clip: torch.Tensor
+    first_frame: int
+    real_frames: int
+
+
+def segment_count(frames: int, segment_length: int) -> int:
+    """Segments that cover `frames` frames when the tail is padded to a full segment."""
+    return -(-frames // segment_length)
+
+
+def padded_tail(frames: int, segment_length: int) -> int:
+    """Repeated frames added to fill the last segment (0 when frames divide evenly)."""
+    return segment_count(frames, segment_length) * segment_length - frames
+
+
+def _natural_key(path: Path) -> list:
+    # Frame files are often unpadded (1.jpg, 2.jpg, ..., 10.jpg): compare digit runs as numbers.
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    images = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        raise BadVideoError(
+            folder,
+            "is a frame folder without images (expected one file per frame with suffix "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}; found none)",
+        )
+    return sorted(images, key=_natural_key)
+
+
+def _ffmpeg_problem(error: Exception) -> str:
+    """FFmpeg's own words for an error, without the file name PyAV appends."""
+    text = getattr(error, "strerror", None) or str(error)
+    log = getattr(error, "log", None)
+    if log and len(log) == 3 and log[2]:
+        text = f"{text} ({log[2].strip()})"
+    return text
+
+
+class _Decoder:
+    """Decoded `av.VideoFrame`s of one source, stopping cleanly at damage.
+
+    After `frames()` is exhausted, `damage` says why decoding stopped early ("" when the
+    source decoded to its end).
+    """
+
+    def __init__(self, source: Path):
+        self.source = Path(source)
+        self.damage = ""
+        self.fps = 0.0
+        self._declared_frames = 0  # 0: the container does not say
+        self._declared_exact = False
+        if not self.source.exists():
+            raise BadVideoError(self.source, "does not exist")
+        if self.source.is_dir():
+            self._images = _image_files(self.source)
+            return
+        self._images = None
+        if self.source.stat().st_size == 0:
+            raise BadVideoError(self.source, "is an empty file (0 bytes)")
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        if self._images is not None:
+            yield from self._folder_frames()
+        else:
+            yield from self._file_frames()
+
+    def _folder_frames(self) -> Iterator[av.VideoFrame]:
+        for index, image in enumerate(self._images):
+            try:
+                with av.open(str(image)) as container:
+                    frame = next(container.decode(video=0), None)
+            except (av.FFmpegError, IndexError) as error:
+                raise BadVideoError(
+                    self.source,
+                    f"image {image.name} (frame {index}) cannot be decoded: {_ffmpeg_problem(error)}",
+                ) from error
+            if frame is None:
+                raise BadVideoError(self.source, f"image {image.name} (frame {index}) holds no picture")
+            yield frame
+
+    def _open(self) -> av.container.InputContainer:
+        try:
+            container = av.open(str(self.source))
+        except av.FFmpegError as error:
+            raise BadVideoError(
+                self.source,
+                f"is not a video FFmpeg can open: {_ffmpeg_problem(error)} "
+                "(if it is a video, it is damaged; an .mp4 cut short loses its index)",
+            ) from error
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            container.close()
+            raise BadVideoError(self.source, f"has no video stream (streams found: {', '.join(kinds)})")
+        return container
+
+    def _file_frames(self) -> Iterator[av.VideoFrame]:
+        container = self._open()
+        with container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame threads: decoding is the bottleneck
+            rate = stream.average_rate or stream.guessed_rate
+            self.fps = float(rate) if rate else 0.0
+            self._read_declared_length(container, stream)
+            count = 0
+            try:
+                for frame in container.decode(stream):
+                    count += 1
+                    yield frame
+            except av.FFmpegError as error:
+                self.damage = f"decoding stopped at frame {count}: {_ffmpeg_problem(error)}"
+                return
+            self._check_declared_length(count)
+
+    def _read_declared_length(self, container, stream) -> None:
+        if stream.frames > 0:
+            self._declared_frames, self._declared_exact = stream.frames, True
+        elif container.duration and self.fps > 0:
+            # Matroska/WebM store no frame count, only a duration (microseconds).
+            self._declared_frames = round(container.duration / 1_000_000 * self.fps)
+
+    def _check_declared_length(self, count: int) -> None:
+        declared = self._declared_frames
+        slack = max(_DECLARED_SLACK_FRAMES, round(declared * _DECLARED_SLACK_FRACTION))
+        if declared and count < declared - slack:
+            about = "" if self._declared_exact else "about "
+            self.damage = (
+                f"decoding stopped at frame {count}, but the container declares {about}{declared} "
+                "frames (file cut short or damaged)"
+            )
+
+
+def _no_frames(source: Path, decoder: _Decoder) -> BadVideoError:
+    why = decoder.damage or "the video stream is empty"
+    return BadVideoError(source, f"no frame could be decoded ({why})")
+
+
+def probe_video(source: Path) -> VideoInfo:
+    """Decode the whole source (no colour conversion) and describe what came out."""
+    decoder = _Decoder(source)
+    frames, width, height = 0, 0, 0
+    for frame in decoder.frames():
+        if frames == 0:
+            width, height = frame.width, frame.height
+        frames += 1
+    if frames == 0:
+        raise _no_frames(Path(source), decoder)
+    status = TRUNCATED if decoder.damage else OK
+    return VideoInfo(frames, decoder.fps, width, height, status, decoder.damage)
+
+
+def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Iterator[torch.Tensor]:
+    """uint8 RGB frames (H, W, 3), resized to `preprocessing.resized_shape` of the first frame.
+
+    Any pixel format (grey, full-range yuvj, 10-bit, odd sizes) comes out as RGB; without a
+    preprocessing the frames keep the first frame's size. A truncated source yields the
+    frames before the damage, the same ones `probe_video` counts.
+    """
+    decoder = _Decoder(source)
+    reformatter = VideoReformatter()  # keeps one swscale context for the whole video
+    target = None
+    for frame in decoder.frames():
+        if target is None:
+            shape = (frame.height, frame.width)
+            target = preprocessing.resized_shape(*shape) if preprocessing is not None else shape
+        rgb = reformatter.reformat(
+            frame, width=target[1], height=target[0], format="rgb24", interpolation="BILINEAR"
+        )
+        yield torch.from_numpy(rgb.to_ndarray())
+    if target is None:
+        raise _no_frames(Path(source), decoder)
+
+
+def iter_segments(source: Path, preprocessing: Preprocessing, segment_length: int = 16) -> Iterator[Segment]:
+    """Consecutive non-overlapping segments covering every frame.
+
+    The frames after the last full segment are padded to a full segment by repeating the
+    last frame. A video shorter than one segment raises BadVideoError.
+    """
+    if segment_length < 1:
+        raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
+    pending: list[torch.Tensor] = []
+    first_frame = 0
+    for frame in iter_frames(source, preprocessing):
+        pending.append(frame)
+        if len(pending) == segment_length:
+            yield Segment(preprocessing.normalize(torch.stack(pending)), first_frame, segment_length)
+            first_frame += segment_length
+            pending = []
+    if first_frame == 0:
+        raise BadVideoError(source, f"has {len(pending)} frames, fewer than one segment of {segment_length}")
+    if pending:
+        real = len(pending)
+        pending.extend([pending[-1]] * (segment_length - real))
+        yield Segment(preprocessing.normalize(torch.stack(pending)), first_frame, real)

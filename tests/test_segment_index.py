@@ -1,0 +1,106 @@
+"""The segment index: probing a mixed set of videos, bad-video policy, annotation checks, TSV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gclvad.datasets.base import FrameMask, Intervals, Video
+from gclvad.errors import BadDatasetError, GclvadError
+from gclvad.segment_index import (
+    COLUMNS,
+    build_segment_index,
+    read_segment_index,
+    usable_videos,
+    write_segment_index,
+)
+from videos import make_empty_file, make_text_file, make_video, truncate_copy
+
+
+@pytest.fixture
+def mixed_videos(tmp_path) -> list[Video]:
+    good = make_video(tmp_path / "good.mkv", 40)
+    truncated = truncate_copy(make_video(tmp_path / "whole.mkv", 100), tmp_path / "cut.mkv", 0.5)
+    annotations = tmp_path / "annotations.csv"
+    mask_file = tmp_path / "mask.npy"
+    np.save(mask_file, np.zeros(39, dtype=np.uint8))  # one entry short of the 40 frames
+    return [
+        Video("good", good, "test", 1, Intervals(((10, 20),), annotations)),
+        Video("cut", truncated, "train", 0),
+        Video("empty", make_empty_file(tmp_path / "empty.mp4"), "train", 0),
+        Video("text", make_text_file(tmp_path / "notes.mp4"), "train", 0),
+        Video("short", make_video(tmp_path / "short.mkv", 10), "train", 0),
+        Video("outside", good, "test", 1, Intervals(((30, 50),), annotations)),
+        Video("mask", good, "test", 1, FrameMask(mask_file)),
+        Video("unsplit", good, None, None),
+    ]
+
+
+BAD_IDS = ["empty", "text", "short", "outside", "mask"]
+
+
+def test_stop_lists_every_bad_video_at_once(mixed_videos):
+    with pytest.raises(GclvadError) as caught:
+        build_segment_index(mixed_videos, 16, on_bad_video="stop")
+    message = str(caught.value)
+    lines = message.splitlines()
+    assert lines[0] == "5 of 8 videos cannot be used:"
+    for video in mixed_videos:
+        listed = [line for line in lines if f"(video {video.id})" in line]
+        if video.id in BAD_IDS:
+            assert len(listed) == 1 and str(video.source) in listed[0]
+        else:
+            assert not listed
+    assert "`on_bad_video: skip`" in lines[-1]
+    assert "empty file (0 bytes)" in message and "has 10 frames, fewer than one segment of 16" in message
+    assert "interval [30, 50) lies outside the video's 40 frames" in message
+    assert "frame mask has 39 entries but the video has 40 frames" in message
+
+
+def test_skip_records_bad_videos(mixed_videos):
+    index = build_segment_index(mixed_videos, 16, on_bad_video="skip")
+    assert list(index.columns) == COLUMNS
+    by_id = index.set_index("video")
+    assert by_id.loc[BAD_IDS, "status"].tolist() == ["bad"] * 5
+    assert by_id.loc["outside", "reason"].endswith("interval [30, 50) lies outside the video's 40 frames")
+    assert str(mixed_videos[0].annotation.source) in by_id.loc["outside", "reason"]
+    assert by_id.loc["short", ["frames", "segments", "width"]].tolist() == [10, 0, 32]
+    assert by_id.loc["empty", ["frames", "segments", "width"]].tolist() == [0, 0, 0]
+    good = by_id.loc["good"]
+    assert (good.frames, good.fps, good.width, good.height) == (40, 25.0, 32, 24)
+    assert (good.segments, good.padded_tail, good.status, good.reason) == (3, 8, "ok", "")
+    cut = by_id.loc["cut"]
+    assert cut.status == "truncated" and f"stopped at frame {cut.frames}" in cut.reason
+    assert cut.segments == -(-cut.frames // 16)
+    assert usable_videos(index) == ["good", "cut", "unsplit"]
+
+
+def test_segment_length_changes_counts(mixed_videos):
+    index = build_segment_index(mixed_videos[:1], 12)
+    assert index.loc[0, ["segments", "padded_tail"]].tolist() == [4, 8]
+
+
+def test_tsv_round_trip(mixed_videos, tmp_path):
+    index = build_segment_index(mixed_videos, 16, on_bad_video="skip")
+    path = tmp_path / "out" / "segments.tsv"
+    write_segment_index(index, path)
+    assert [p.name for p in path.parent.iterdir()] == ["segments.tsv"]  # no temp file left
+    again = read_segment_index(path)
+    pd.testing.assert_frame_equal(again, index)
+    assert pd.isna(again.loc[again["video"] == "unsplit", "split"].item())
+
+
+def test_reading_a_file_without_the_columns(tmp_path):
+    path = tmp_path / "segments.tsv"
+    path.write_text("video\tframes\nx\t3\n")
+    with pytest.raises(BadDatasetError, match="segment index lacks columns source, split"):
+        read_segment_index(path)
+
+
+def test_unknown_policy_and_duplicate_ids(mixed_videos):
+    with pytest.raises(GclvadError, match="on_bad_video must be one of stop, skip; got 'ignore'"):
+        build_segment_index(mixed_videos, 16, on_bad_video="ignore")
+    twice = [mixed_videos[0], Video("good", mixed_videos[1].source)]
+    with pytest.raises(GclvadError, match="occur more than once: good"):
+        build_segment_index(twice, 16)

@@ -1,0 +1,200 @@
+"""Decoding into frames and segments: counts, boundaries, padding, pixel values, bad input."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from gclvad.errors import BadVideoError
+from gclvad.preprocessing import Preprocessing
+from gclvad.video import iter_frames, iter_segments, padded_tail, probe_video, segment_count
+from videos import (
+    frame_pixels,
+    grey_level,
+    index_colour,
+    make_frame_folder,
+    make_h264,
+    make_video,
+)
+
+NATIVE = Preprocessing(size=(24, 32), crop=(24, 32))  # no resize, no crop: pixels pass unchanged
+
+
+def expected_clip(frame_indices: list[int], size=(24, 32)) -> torch.Tensor:
+    """What NATIVE.normalize gives for frames of the "index" pattern, computed independently."""
+    colours = torch.tensor([index_colour(i) for i in frame_indices], dtype=torch.float32)  # (T, 3)
+    return colours.T[:, :, None, None].expand(3, len(frame_indices), *size)
+
+
+def test_segment_helpers():
+    assert [segment_count(n, 16) for n in (16, 17, 32, 40, 1)] == [1, 2, 2, 3, 1]
+    assert [padded_tail(n, 16) for n in (16, 17, 32, 40, 1)] == [0, 15, 0, 8, 15]
+
+
+def test_probe_counts_frames_by_decoding(lossless_video):
+    info = probe_video(lossless_video)
+    assert (info.frames, info.fps, info.width, info.height) == (40, 25.0, 32, 24)
+    assert (info.status, info.reason) == ("ok", "")
+
+
+def test_frames_are_exact_for_a_lossless_video(lossless_video):
+    frames = list(iter_frames(lossless_video))
+    assert len(frames) == 40
+    for i in (0, 7, 39):
+        assert frames[i].dtype == torch.uint8 and frames[i].shape == (24, 32, 3)
+        assert torch.equal(frames[i], torch.from_numpy(frame_pixels(i, (24, 32))))
+
+
+def test_segment_boundaries_and_padded_tail(lossless_video):
+    segments = list(iter_segments(lossless_video, NATIVE, segment_length=16))
+    assert [(s.first_frame, s.real_frames) for s in segments] == [(0, 16), (16, 16), (32, 8)]
+    assert all(s.clip.dtype == torch.float32 and s.clip.shape == (3, 16, 24, 32) for s in segments)
+    assert torch.equal(segments[1].clip, expected_clip(list(range(16, 32))))
+    # The last 8 real frames are 32..39; the 8 padding frames repeat frame 39 exactly.
+    assert torch.equal(segments[2].clip, expected_clip(list(range(32, 40)) + [39] * 8))
+
+
+def test_segment_length_other_than_16(lossless_video):
+    segments = list(iter_segments(lossless_video, NATIVE, segment_length=12))
+    assert [(s.first_frame, s.real_frames) for s in segments] == [(0, 12), (12, 12), (24, 12), (36, 4)]
+
+
+def test_normalized_values_after_resize_and_crop(lossless_video):
+    mean, std = (0.43, 0.39, 0.37), (0.23, 0.22, 0.24)
+    prep = Preprocessing(size=12, crop=10, scale=1 / 255, mean=mean, std=std)
+    segment = next(iter_segments(lossless_video, prep, segment_length=16))
+    assert segment.clip.shape == (3, 16, 10, 10)
+    # Flat frames stay flat through bilinear resizing, so each value is exact.
+    for t in (0, 5, 15):
+        for c in range(3):
+            want = (index_colour(t)[c] / 255 - mean[c]) / std[c]
+            assert torch.allclose(segment.clip[c, t], torch.full((10, 10), want), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "size, prep_size, resized",
+    [((24, 32), 12, (12, 16)), ((32, 24), 12, (16, 12)), ((24, 32), (10, 20), (10, 20))],
+)
+def test_resize_keeps_aspect_with_shorter_side(tmp_path, size, prep_size, resized):
+    video = make_video(tmp_path / "v.mkv", 3, size, pattern="ramp")
+    frames = list(iter_frames(video, Preprocessing(size=prep_size, crop=8)))
+    assert [tuple(f.shape) for f in frames] == [(*resized, 3)] * 3
+
+
+def test_resize_is_bilinear_like_torchvision(tmp_path):
+    video = make_video(tmp_path / "ramp.mkv", 1, (48, 64), pattern="ramp")
+    frame = next(iter_frames(video, Preprocessing(size=24, crop=24)))
+    source = torch.from_numpy(frame_pixels(0, (48, 64), "ramp")).permute(2, 0, 1)[None].float()
+    reference = torch.nn.functional.interpolate(source, size=(24, 32), mode="bilinear", antialias=True)
+    difference = (frame.permute(2, 0, 1).float() - reference[0]).abs()
+    assert difference.mean() < 1.5 and difference.max() <= 6
+
+
+def test_frame_folder_gives_the_same_frames_as_a_video(tmp_path):
+    prep = Preprocessing(size=12, crop=12)
+    folder = make_frame_folder(tmp_path / "frames", 20, (24, 32), pattern="ramp")
+    video = make_video(tmp_path / "same.mkv", 20, (24, 32), pattern="ramp")
+    from_folder, from_video = list(iter_frames(folder, prep)), list(iter_frames(video, prep))
+    assert len(from_folder) == len(from_video) == 20
+    # 1.png, 2.png, ..., 20.png in natural order: 10.png is frame 9, not frame 1.
+    assert all(torch.equal(a, b) for a, b in zip(from_folder, from_video))
+    info = probe_video(folder)
+    assert (info.frames, info.width, info.height, info.fps, info.status) == (20, 32, 24, 0.0, "ok")
+
+
+def test_jpeg_folder_decodes_to_rgb(tmp_path):
+    folder = make_frame_folder(tmp_path / "jpg", 4, (16, 16), pattern="index", ext="jpg")
+    frames = list(iter_frames(folder))
+    for i, frame in enumerate(frames):
+        got = frame.float().mean(dim=(0, 1))
+        assert torch.allclose(got, torch.tensor(index_colour(i), dtype=torch.float32), atol=4)
+
+
+def test_grayscale_video_gives_three_equal_channels(tmp_path):
+    video = make_video(tmp_path / "grey.mkv", 5, (21, 33), pix_fmt="gray")
+    frames = list(iter_frames(video))
+    for i, frame in enumerate(frames):
+        assert frame.shape == (21, 33, 3)
+        assert torch.all(frame == index_colour(i)[0])  # lossless grey: channels equal and exact
+
+
+def test_odd_size_lossy_video(tmp_path):
+    video = make_video(tmp_path / "odd.avi", 20, (241, 321), pattern="ramp", codec="mpeg4", pix_fmt="yuv420p")
+    info = probe_video(video)
+    assert (info.frames, info.width, info.height) == (20, 321, 241)
+    segments = list(iter_segments(video, Preprocessing(size=112, crop=112), segment_length=16))
+    assert [(s.first_frame, s.real_frames, tuple(s.clip.shape)) for s in segments] == [
+        (0, 16, (3, 16, 112, 112)),
+        (16, 4, (3, 16, 112, 112)),
+    ]
+    frame = next(iter_frames(video, Preprocessing(size=112, crop=112)))
+    assert frame.shape == (112, 149, 3)  # 321 * 112 / 241 = 149.2
+
+
+def test_h264_video_frames_in_order(tmp_path):
+    video = make_h264(tmp_path / "h264.mp4", 30, (32, 48), pattern="grey")
+    assert probe_video(video).frames == 30
+    levels = [frame.float().mean().item() for frame in iter_frames(video)]
+    assert np.allclose(levels, [grey_level(i) for i in range(30)], atol=3)
+
+
+@pytest.mark.parametrize(
+    "case, problem",
+    [
+        ("missing", "does not exist"),
+        ("zero_bytes", "empty file (0 bytes)"),
+        ("text", "not a video"),
+        ("empty_folder", "without images"),
+        ("unreadable_image", "image 2.png (frame 1) cannot be decoded"),
+    ],
+)
+def test_bad_sources_raise_with_path_and_problem(bad_videos, case, problem):
+    path = bad_videos[case]
+    for read in (probe_video, lambda p: list(iter_frames(p)), lambda p: list(iter_segments(p, NATIVE))):
+        with pytest.raises(BadVideoError) as caught:
+            read(path)
+        assert str(path) in str(caught.value) and problem in str(caught.value)
+        assert caught.value.path == path
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    path = tmp_path / "sound.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with pytest.raises(BadVideoError, match="has no video stream \\(streams found: audio\\)"):
+        probe_video(path)
+
+
+def test_video_shorter_than_a_segment(tmp_path):
+    video = make_video(tmp_path / "short.mkv", 10)
+    assert probe_video(video).frames == 10  # probing alone accepts it
+    with pytest.raises(BadVideoError, match="has 10 frames, fewer than one segment of 16"):
+        list(iter_segments(video, NATIVE))
+
+
+def test_truncated_video_keeps_the_frames_before_the_cut(truncated_video):
+    info = probe_video(truncated_video)
+    assert info.status == "truncated"
+    assert 10 < info.frames < 100
+    assert f"stopped at frame {info.frames}" in info.reason and "100" in info.reason
+    frames = list(iter_frames(truncated_video))
+    assert len(frames) == info.frames
+    for i in (0, info.frames - 1):
+        assert torch.equal(frames[i], torch.from_numpy(frame_pixels(i, (24, 32))))
+
+
+def test_frames_are_streamed(tmp_path):
+    """The first frame arrives before the rest are decoded: a cut file yields before it fails."""
+    folder = make_frame_folder(tmp_path / "frames", 3)
+    (folder / "3.png").write_bytes(b"broken")
+    frames = iter_frames(folder)
+    assert torch.equal(next(frames), torch.from_numpy(frame_pixels(0, (24, 32))))
+    next(frames)
+    with pytest.raises(BadVideoError, match="3.png"):
+        next(frames)
