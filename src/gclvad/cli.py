@@ -1,0 +1,60 @@
+"""The `gclvad` command: the package's stages for people outside Snakemake.
+
+`main(argv)` is what tests call in-process; `main_cli()` is the console entry point. Usage
+errors and bad input (GclvadError) end with a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gclvad.errors import GclvadError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gclvad", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser(
+        "score",
+        help="score new videos with a trained run",
+        description="Decode, extract (same extractor and weights as the run, checked by sha256) "
+        "and score videos or frame folders; writes <video>.csv (per-frame scores) and <video>.png.",
+    )
+    score.add_argument("run", type=Path, help="a trained run folder (holds models.pt and run.json)")
+    score.add_argument("videos", type=Path, nargs="+", help="video files or folders of frame images")
+    score.add_argument("-o", "--out", type=Path, default=Path("scores"), help="output folder (default: scores)")
+    score.add_argument("--weights", type=Path, help="extractor weights, if not where the run found them")
+    score.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+    demo = commands.add_parser("demo-data", help="write the synthetic demo dataset")
+    demo.add_argument("out", type=Path)
+    demo.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        if args.command == "score":
+            from gclvad.scoring import score_videos
+
+            written = score_videos(args.run, args.videos, args.out, weights=args.weights, device=args.device)
+            for path in written:
+                print(path)
+        elif args.command == "demo-data":
+            from gclvad.datasets.demo import generate_demo
+
+            print(generate_demo(args.out, seed=args.seed))
+    except GclvadError as error:
+        print(f"gclvad: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main_cli() -> None:
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Figures of a run: ROC curves, score histograms (paper Fig 4), per-video frame scores with
+the ground truth shaded (Fig 7/8) and training curves. Each function writes one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: jobs run without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import RocCurveDisplay  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_roc(truth: np.ndarray, scores: Mapping[str, np.ndarray], path: str | Path, title: str) -> None:
+    """ROC of each named frame-score array against the frame ground truth."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for name, values in scores.items():
+        RocCurveDisplay.from_predictions(truth, values, name=name, ax=ax)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_score_histograms(
+    truth: np.ndarray, scores: Mapping[str, np.ndarray], path: str | Path, bins: int = 40
+) -> None:
+    """One panel per score (e.g. AE_AllData, G, D): test-frame scores split by ground truth."""
+    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2), squeeze=False)
+    for ax, (name, values) in zip(axes[0], scores.items()):
+        edges = np.histogram_bin_edges(values, bins=bins)
+        ax.hist(values[~truth], bins=edges, alpha=0.6, density=True, label="normal frames")
+        ax.hist(values[truth], bins=edges, alpha=0.6, density=True, label="anomalous frames")
+        ax.set_title(name)
+        ax.set_xlabel("score")
+    axes[0][0].set_ylabel("density")
+    axes[0][0].legend(fontsize=8)
+    _save(fig, path)
+
+
+def anomalous_spans(truth: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open [start, end) runs of True in a boolean frame array."""
+    edges = np.diff(np.concatenate([[0], truth.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def plot_video_scores(
+    videos: Sequence[tuple[str, np.ndarray, np.ndarray | None]], path: str | Path
+) -> None:
+    """Per-video frame scores (video id, scores, truth or None), ground truth shaded."""
+    fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.6 * len(videos)), squeeze=False)
+    for ax, (name, values, truth) in zip(axes[:, 0], videos):
+        if truth is not None:
+            for start, end in anomalous_spans(truth):
+                ax.axvspan(start, end, color="tab:red", alpha=0.2, linewidth=0)
+        ax.plot(values, color="tab:blue", linewidth=1)
+        ax.set_ylim(0, max(1.0, float(np.max(values)) * 1.05))
+        ax.set_ylabel(name, fontsize=8)
+    axes[-1, 0].set_xlabel("frame")
+    _save(fig, path)
+
+
+def plot_training_curves(log_rows: Sequence[Mapping], path: str | Path) -> None:
+    """Loss per epoch of each stage, and the per-epoch test AUC (diagnostic only)."""
+    stages = list(dict.fromkeys(row["stage"] for row in log_rows))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for stage in stages:
+        rows = [row for row in log_rows if row["stage"] == stage]
+        for key in ("loss_g", "loss_d"):
+            values = [row.get(key) for row in rows]
+            if any(v is not None and np.isfinite(v) for v in values):
+                axes[0].plot(range(1, len(rows) + 1), values, marker=".", label=f"{stage} {key}")
+        aucs = [row.get("diagnostic_auc_d") for row in rows]
+        if any(a is not None and np.isfinite(a) for a in aucs):
+            axes[1].plot(range(1, len(rows) + 1), aucs, marker=".", label=stage)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_title("training losses")
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_title("test AUC of D per epoch (diagnostic, not used for selection)", fontsize=8)
+    if axes[1].lines:
+        axes[1].legend(fontsize=7)
+    _save(fig, path)

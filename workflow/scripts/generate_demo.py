@@ -1,0 +1,5 @@
+from gclvad.logs import job_log
+from gclvad.pipeline import generate_demo_dataset
+
+with job_log(snakemake.log[0]):
+    generate_demo_dataset(snakemake.output.manifest, snakemake.params.generate)

@@ -1,0 +1,5 @@
+from gclvad.logs import job_log
+from gclvad.pipeline import merge_features
+
+with job_log(snakemake.log[0]):
+    merge_features(snakemake.input, snakemake.output[0])
