@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from gclvad.errors import GclvadError
+
 log = logging.getLogger(__name__)
 
 
@@ -140,3 +142,318 @@ def clean_training_features(
     Path(summary_path).write_text(json.dumps(summary, indent=2, default=float) + "\n")
     log.info("temporal-difference cleaning kept %d of %d segments", int(mask.sum()), mask.size)
     return summary
+
+
+# ----------------------------------------------------------------------------------
+# Scores, evaluation, figures
+# ----------------------------------------------------------------------------------
+
+
+def score_run(
+    models_path: str | Path, features_path: str | Path, index_path: str | Path, train_on: Sequence[str],
+    segment_length: int, out_path: str | Path, device: str = "cpu",
+) -> None:
+    """Frame scores of every scored video (test split and unsplit footage) of a run."""
+    from gclvad.device import resolve_device
+    from gclvad.features import load_feature_set
+    from gclvad.frame_scores import score_feature_set, write_scores
+    from gclvad.gcl.train import load_models
+
+    _, scored = split_videos(index_path, train_on)
+    models = load_models(Path(models_path), device=str(resolve_device(device)))
+    scores = score_feature_set(models, load_feature_set(features_path, scored), segment_length)
+    write_scores(out_path, scores)
+    log.info("scored %d videos", len(scores))
+
+
+def dataset_truths(spec: Mapping, index_path: str | Path, videos: Sequence[str]) -> dict:
+    """Frame ground truth (bool array, or None where unknown) of `videos`."""
+    from gclvad.datasets import load_dataset
+    from gclvad.segment_index import read_segment_index
+
+    frames = read_segment_index(index_path).set_index("video")["frames"]
+    by_id = {video.id: video for video in load_dataset(dict(spec))}
+    return {v: by_id[v].truth(int(frames[v])) for v in videos}
+
+
+def evaluate_run(
+    scores_path: str | Path, index_path: str | Path, spec: Mapping, training_log_path: str | Path,
+    epoch_scores_path: str | Path, models_path: str | Path, segment_length: int,
+    out_auc: str | Path, out_curve: str | Path,
+) -> dict:
+    """Frame-level ROC AUC of the run's final model (D and G), plus the per-epoch diagnostic curve."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from gclvad.evaluate import frame_auc
+    from gclvad.frame_scores import read_scores
+    from gclvad.gcl.train import read_models_metadata
+
+    scores = read_scores(scores_path)
+    truths = dataset_truths(spec, index_path, list(scores))
+    evaluated = [v for v, t in truths.items() if t is not None]
+    metadata = read_models_metadata(Path(models_path))
+    result = {}
+    for name, key in (("score", "auc"), ("d", "auc_d"), ("g", "auc_g")):
+        if evaluated and name in scores[evaluated[0]]:
+            result[key] = frame_auc({v: scores[v][name] for v in evaluated}, truths)
+    result.update(
+        videos=len(evaluated),
+        frames=int(sum(len(truths[v]) for v in evaluated)),
+        anomalous_frames=int(sum(truths[v].sum() for v in evaluated)),
+    )
+    result.update({key: value for key, value in metadata.items() if key != "log"})
+    training_log = pd.read_csv(training_log_path, sep="\t")
+    curve = diagnostic_curve(np.load(epoch_scores_path), truths, index_path, segment_length)
+    curve.to_csv(out_curve, sep="\t", index=False)
+    result["diagnostic_note"] = (
+        "auc is the model at the end of training; the per-epoch test AUC in "
+        f"{Path(out_curve).name} is a diagnostic and selects nothing"
+    )
+    result["epochs_logged"] = int(len(training_log))
+    Path(out_auc).write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+    log.info("frame AUC %.4f over %d videos", result.get("auc", float("nan")), len(evaluated))
+    return result
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def diagnostic_curve(epoch_scores, truths, index_path, segment_length):
+    """Test AUC after every epoch, from segment scores saved during training (diagnostic only:
+    nothing is selected with it)."""
+    import pandas as pd
+
+    from gclvad.evaluate import frame_auc, segment_to_frame_scores
+    from gclvad.segment_index import read_segment_index
+
+    frames = read_segment_index(index_path).set_index("video")["frames"]
+    videos = [str(v) for v in epoch_scores["videos"]]
+    offsets = epoch_scores["offsets"]
+    rows = []
+    for label, values in zip(epoch_scores["labels"], epoch_scores["scores"]):
+        stage, epoch = str(label).split(":")
+        frame_scores = {
+            v: segment_to_frame_scores(values[offsets[i] : offsets[i + 1]], int(frames[v]), segment_length)
+            for i, v in enumerate(videos)
+            if truths.get(v) is not None
+        }
+        auc = frame_auc(frame_scores, truths) if frame_scores else float("nan")
+        rows.append({"stage": stage, "epoch": int(epoch), "diagnostic_test_auc": auc})
+    return pd.DataFrame(rows, columns=["stage", "epoch", "diagnostic_test_auc"])
+
+
+def plot_run(
+    scores_path: str | Path, baseline_scores_path: str | Path, index_path: str | Path, spec: Mapping,
+    training_log_path: str | Path, curve_path: str | Path, outputs: Mapping[str, str | Path], title: str,
+) -> None:
+    """The run's figures: ROC, score histograms (with AE_AllData), per-video scores, training curves."""
+    import numpy as np
+    import pandas as pd
+
+    from gclvad import plots
+    from gclvad.frame_scores import read_scores
+
+    scores = read_scores(scores_path)
+    baseline = read_scores(baseline_scores_path)
+    truths = dataset_truths(spec, index_path, list(scores))
+    evaluated = [v for v, t in truths.items() if t is not None]
+    if not evaluated:
+        raise GclvadError(f"{scores_path}: no scored video has frame ground truth, so there is nothing to plot")
+    truth = np.concatenate([truths[v] for v in evaluated])
+
+    def frames_of(source, name):
+        return np.concatenate([source[v][name] for v in evaluated])
+
+    named = {k: frames_of(scores, k) for k in ("d", "g") if k in scores[evaluated[0]]}
+    plots.plot_roc(truth, {f"{k.upper()}": v for k, v in named.items()}, outputs["roc"], title)
+    histograms = {"AE_AllData": frames_of(baseline, "g"), **{k.upper(): v for k, v in named.items()}}
+    plots.plot_score_histograms(truth, histograms, outputs["histograms"])
+    plots.plot_video_scores(
+        [(v, scores[v]["score"], truths[v]) for v in pick_videos(evaluated, truths)], outputs["videos"]
+    )
+    log_rows = pd.read_csv(training_log_path, sep="\t").to_dict("records")
+    curve = pd.read_csv(curve_path, sep="\t")
+    for row in log_rows:
+        match = curve[(curve["stage"] == row["stage"]) & (curve["epoch"] == row["epoch"])]
+        row["diagnostic_auc_d"] = float(match["diagnostic_test_auc"].iloc[0]) if len(match) else None
+    plots.plot_training_curves(log_rows, outputs["curves"])
+
+
+def pick_videos(videos: Sequence[str], truths: Mapping, count: int = 4) -> list[str]:
+    """A few videos to draw: anomalous ones first, then a normal one."""
+    anomalous = [v for v in videos if truths[v].any()]
+    normal = [v for v in videos if not truths[v].any()]
+    chosen = anomalous[: count - 1] + normal[:1]
+    return chosen or list(videos[:count])
+
+
+def dataset_summary(run_auc_path: str | Path, out_path: str | Path) -> dict:
+    """results/{dataset}/auc.json: the default run's result, as is."""
+    import json
+
+    result = json.loads(Path(run_auc_path).read_text())
+    result["run"] = str(Path(run_auc_path).parent)
+    Path(out_path).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def aggregate_runs(auc_paths: Sequence[str | Path], out_path: str | Path) -> None:
+    """One row per run (variant, seed, AUCs), then mean ± std per variant over seeds."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for path in auc_paths:
+        result = json.loads(Path(path).read_text())
+        rows.append({key: result.get(key) for key in ("variant", "seed", "auc", "auc_d", "auc_g")})
+    table = pd.DataFrame(rows)
+    summary = table.groupby("variant", sort=False)["auc"].agg(["mean", "std", "count"]).reset_index()
+    summary.insert(1, "seed", "all")
+    summary = summary.rename(columns={"mean": "auc", "std": "auc_std", "count": "runs"})
+    combined = pd.concat([table, summary[summary["runs"] > 1]], ignore_index=True)
+    combined.to_csv(out_path, sep="\t", index=False, float_format="%.4f")
+
+
+# ----------------------------------------------------------------------------------
+# Training stages
+# ----------------------------------------------------------------------------------
+
+# Workflow stage -> the train() stages it runs (AE variants have one stage, "autoencoder").
+TRAIN_STAGES = {"pretrain_g": ["pretrain_g", "autoencoder"], "pretrain_d": ["pretrain_d"], "loop": ["cooperative"]}
+
+
+def train_stage(
+    stage: str,
+    settings: Mapping,
+    features_path: str | Path,
+    index_path: str | Path,
+    spec: Mapping,
+    train_on: Sequence[str],
+    out_path: str | Path,
+    device: str = "cpu",
+    initial_path: str | Path | None = None,
+    td_mask_path: str | Path | None = None,
+    td_summary_path: str | Path | None = None,
+    checkpoint_path: str | Path | None = None,
+    epoch_scores_path: str | Path | None = None,
+    metadata: Mapping | None = None,
+) -> None:
+    """Run one training stage of a run and store its networks (with the log so far).
+
+    settings: the stage's GCL settings and seed (runs.stage_settings); settings a stage
+    does not depend on keep their defaults, which it never reads. A checkpoint is written
+    every epoch and removed once the stage's networks are stored.
+    """
+    import json
+
+    import numpy as np
+
+    from gclvad.device import resolve_device
+    from gclvad.gcl.config import from_dict
+    from gclvad.gcl.train import load_models, read_models_metadata, save_models, train
+
+    values = {k: v for k, v in settings.items() if k != "seed"}
+    config = from_dict({**values, "device": str(resolve_device(device))})
+    labels = dataset_labels(spec) if config.reads_labels else None
+    data = training_data(features_path, index_path, train_on, labels)
+    if td_mask_path is not None:
+        data.td_mask = np.load(td_mask_path)["keep"]
+        data.td_summary = json.loads(Path(td_summary_path).read_text()) if td_summary_path else None
+    initial = load_models(Path(initial_path), device=config.device) if initial_path else None
+    previous = read_models_metadata(Path(initial_path)) if initial_path else {}
+
+    recorder = None
+    if epoch_scores_path is not None:
+        recorder = EpochScores(features_path, index_path, train_on, epoch_scores_path, resume=bool(
+            checkpoint_path and Path(checkpoint_path).exists()
+        ))
+    result = train(
+        config,
+        data,
+        int(settings["seed"]),
+        checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
+        on_epoch_end=recorder,
+        stages=TRAIN_STAGES[stage],
+        initial=initial,
+    )
+    if recorder is not None:
+        recorder.save()
+    stored = {
+        **previous,
+        **(metadata or {}),
+        "log": previous.get("log", []) + result.log,
+        "steps": {**previous.get("steps", {}), **result.steps},
+    }
+    if result.cleaning is not None:
+        stored["cleaning"] = result.cleaning
+    if result.supervision is not None:
+        stored["supervision"] = result.supervision
+    save_models(Path(out_path), result, metadata=stored)
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)
+    log.info("stage %s: %s optimiser steps", stage, result.steps)
+
+
+def dataset_labels(spec: Mapping) -> dict[str, int | None]:
+    """Video-level labels of a dataset (only OCC and weakly supervised variants ask)."""
+    from gclvad.datasets import load_dataset
+
+    return {video.id: video.label for video in load_dataset(dict(spec))}
+
+
+class EpochScores:
+    """Records D's (or G's) segment scores of the scored videos after every epoch, for the
+    diagnostic per-epoch AUC curve. Saved each epoch, so a resumed run keeps earlier epochs."""
+
+    def __init__(self, features_path, index_path, train_on, out_path, resume: bool):
+        import numpy as np
+
+        from gclvad.features import load_feature_set
+
+        _, scored = split_videos(index_path, train_on)
+        self.features = load_feature_set(features_path, scored)
+        self.out_path = Path(out_path)
+        self.labels: list[str] = []
+        self.scores: list[np.ndarray] = []
+        if resume and self.out_path.exists():
+            saved = np.load(self.out_path)
+            self.labels, self.scores = [str(x) for x in saved["labels"]], list(saved["scores"])
+
+    def __call__(self, stage: str, epoch: int, models) -> None:
+        from gclvad.gcl.train import score
+
+        self.labels.append(f"{stage}:{epoch}")
+        self.scores.append(score(models, self.features.features)["score"])
+        self.save()
+
+    def save(self) -> None:
+        import numpy as np
+
+        temporary = self.out_path.with_name(f".{self.out_path.name}.tmp.npz")
+        rows = len(self.features.features)
+        np.savez(
+            temporary,
+            videos=np.array(self.features.videos),
+            offsets=self.features.offsets,
+            labels=np.array(self.labels, dtype=str),
+            scores=np.array(self.scores, dtype=np.float32).reshape(len(self.scores), rows),
+        )
+        temporary.replace(self.out_path)
+
+
+def write_training_log(models_path: str | Path, out_path: str | Path) -> None:
+    """The run's training log (every stage) as TSV."""
+    import pandas as pd
+
+    from gclvad.gcl.train import read_models_metadata
+
+    pd.DataFrame(read_models_metadata(Path(models_path))["log"]).to_csv(out_path, sep="\t", index=False)

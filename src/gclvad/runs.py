@@ -20,12 +20,11 @@ STAGES = ("pretrain_g", "pretrain_d", "loop")
 # Settings that only the cooperative loop reads (and scoring, which follows it).
 LOOP_ONLY = frozenset(
     {"epochs", "d_threshold_k", "d_labels_after_d_step", "g_label_source", "nl_target"}
-    | {"gaussian_sigma", "score_model", "score_chunk"}
+    | {"gaussian_sigma", "score_chunk"}
 )
-# Settings read from D's pre-training on.
-FROM_PRETRAIN_D = frozenset(
-    {"d_hidden", "pretrain_d", "pretrain_d_epochs", "g_threshold_k", "d_targets", "supervision_fraction"}
-)
+# Settings read from D's pre-training on. (D's architecture is not among them: both networks
+# are initialised together, before G's pre-training, from the run's seed.)
+FROM_PRETRAIN_D = frozenset({"pretrain_d", "pretrain_d_epochs", "g_threshold_k", "d_targets", "supervision_fraction"})
 # Settings that change where training runs but not what it computes.
 EXECUTION = frozenset({"device"})
 

@@ -172,10 +172,26 @@ def get_training_inputs(wildcards):
         "index": f"results/{wildcards.dataset}/segments.tsv",
     }
     if run_config_of(wildcards.variant, wildcards.dataset).pretrain_data == "td":
-        inputs["td_mask"] = (
-            f"results/{wildcards.dataset}/{wildcards.extractor}/td_mask.npz"
-        )
+        cleaned = f"results/{wildcards.dataset}/{wildcards.extractor}"
+        inputs["td_mask"] = f"{cleaned}/td_mask.npz"
+        inputs["td_summary"] = f"{cleaned}/td_summary.json"
     return inputs
+
+
+def get_run_metadata(wildcards):
+    """What a run's models file records about where it came from (for reports and scoring)."""
+    gcl = run_config_of(wildcards.variant, wildcards.dataset)
+    run = {
+        "dataset": wildcards.dataset,
+        "extractor": get_extractor_params(wildcards),
+        "segment_length": config["segment_length"],
+        "variant": wildcards.variant,
+        "seed": int(wildcards.seed),
+        "gcl": gcl.to_dict() | {"device": None},
+        "cleaning_settings": config["cleaning"],
+    }
+    digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()
+    return run | {"config_sha256": digest}
 
 
 def run_config_of(variant, dataset):
@@ -184,7 +200,10 @@ def run_config_of(variant, dataset):
 
     preset_name = dataset_config(dataset).get("training", "small")
     return run_config(
-        config["training"]["presets"][preset_name], variant, config["cleaning"], config["device"]
+        config["training"]["presets"][preset_name],
+        variant,
+        config["cleaning"],
+        config["device"],
     )
 
 

@@ -13,6 +13,7 @@ rule score_videos:
     conda:
         "../../envs/gclvad.yaml"
     params:
+        train_on=get_train_on,
         segment_length=config["segment_length"],
         device=config["device"],
     script:
@@ -25,7 +26,7 @@ rule evaluate_run:
         index=rules.segment_index.output.index,
         training_log=rules.train_gcl.output.log,
         epoch_scores=rules.train_gcl.output.epoch_scores,
-        features=rules.merge_features.output[0],
+        models=rules.train_gcl.output.models,
     output:
         auc="results/{dataset}/{extractor}/{variant}/seed{seed}/auc.json",
         curve="results/{dataset}/{extractor}/{variant}/seed{seed}/diagnostic_auc_per_epoch.tsv",

@@ -39,5 +39,6 @@ rule plot_run:
         "../../envs/gclvad.yaml"
     params:
         dataset=get_dataset_spec,
+        title="{dataset} {extractor} {variant} seed {seed}",
     script:
         "../scripts/plot_run.py"

@@ -1,5 +1,6 @@
 # The three training stages of a run: G pre-training, D pre-training, the cooperative loop.
 # Each stage's params hold only the settings it depends on, so an edit re-runs what it must.
+# A stage checkpoints every epoch (params.checkpoint) and resumes from it after a kill.
 
 
 rule pretrain_generator:
@@ -16,15 +17,18 @@ rule pretrain_generator:
     threads: 2
     params:
         gcl=get_stage_params("pretrain_g"),
+        dataset=get_dataset_spec,
         train_on=get_train_on,
         device=config["device"],
+        checkpoint="results/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_g.ckpt",
     script:
         "../scripts/pretrain_generator.py"
 
 
 rule pretrain_discriminator:
     input:
-        unpack(get_training_inputs),
+        features=rules.merge_features.output[0],
+        index=rules.segment_index.output.index,
         generator=rules.pretrain_generator.output[0],
     output:
         "results/{dataset}/{extractor}/{variant}/seed{seed}/D_pretrained.pt",
@@ -37,16 +41,18 @@ rule pretrain_discriminator:
     threads: 2
     params:
         gcl=get_stage_params("pretrain_d"),
+        dataset=get_dataset_spec,
         train_on=get_train_on,
         device=config["device"],
+        checkpoint="results/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_d.ckpt",
     script:
         "../scripts/pretrain_discriminator.py"
 
 
 rule train_gcl:
     input:
-        unpack(get_training_inputs),
-        generator=rules.pretrain_generator.output[0],
+        features=rules.merge_features.output[0],
+        index=rules.segment_index.output.index,
         discriminator=rules.pretrain_discriminator.output[0],
     output:
         models="results/{dataset}/{extractor}/{variant}/seed{seed}/models.pt",
@@ -61,8 +67,10 @@ rule train_gcl:
     threads: 2
     params:
         gcl=get_stage_params("loop"),
+        dataset=get_dataset_spec,
         train_on=get_train_on,
         device=config["device"],
-        checkpoint="results/{dataset}/{extractor}/{variant}/seed{seed}/loop_checkpoint.pt",
+        run=get_run_metadata,
+        checkpoint="results/{dataset}/{extractor}/{variant}/seed{seed}/loop.ckpt",
     script:
         "../scripts/train_gcl.py"

@@ -1,0 +1,216 @@
+"""Turning a video into its feature file: decode segments, batch them, run the extractor, write.
+
+Decoding runs in a background thread that fills a small bounded queue while the network
+computes, so the (usually slower) network never waits for frames and memory holds only a few
+segments, however long the video. One extractor serves many videos (`extract_videos`), and
+outputs that already exist are skipped, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from gclvad.errors import BadVideoError, GclvadError
+from gclvad.extractors.base import Extractor
+from gclvad.features import write_video_features
+from gclvad.video import iter_segments
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class _DecodeFailed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class BackgroundIterator:
+    """Runs an iterator in a daemon thread, handing its items over through a bounded queue.
+
+    Errors raised by the iterator are re-raised in the consumer; leaving the `with` block early
+    (an error in the network, Ctrl-C) stops the producer at its next item.
+    """
+
+    def __init__(self, make_iterator: Callable[[], Iterable], max_queued: int, torch_threads: int | None = 1):
+        self._make_iterator = make_iterator
+        self._torch_threads = torch_threads
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queued))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="gclvad-decode", daemon=True)
+
+    def __enter__(self) -> "BackgroundIterator":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        if self._torch_threads is not None:
+            # The producer's tensor work (normalising frames) is small. Left at the default, it
+            # starts a second OpenMP team whose threads spin-wait between operations and take
+            # the cores from the network's convolutions: on 2 cores that cost a third of the
+            # end-to-end speed (benchmarks/extract.py). The setting is per thread.
+            torch.set_num_threads(self._torch_threads)
+        try:
+            for item in self._make_iterator():
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            self._put(_DecodeFailed(error))
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _DecodeFailed):
+                raise item.error
+            yield item
+
+
+def _batches(items: Iterable, batch_size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def check_segment_length(extractor: Extractor, segment_length: int) -> None:
+    required = getattr(extractor, "required_frames", None)
+    if segment_length < 1:
+        raise GclvadError(f"segment_length must be at least 1, got {segment_length}")
+    if required is not None and segment_length != required:
+        raise GclvadError(
+            f"extractor {extractor.name!r} only accepts {required}-frame segments, "
+            f"but segment_length is {segment_length}"
+        )
+
+
+def compute_features(
+    extractor: Extractor, source: Path, segment_length: int = 16, batch_size: int = 4
+) -> tuple[np.ndarray, int, int]:
+    """(features (S, dim) float32, real frames, padded frames of the last segment) of a video."""
+    rows: list[np.ndarray] = []
+    frames = 0
+    last_real = segment_length
+    if batch_size < 1:
+        raise GclvadError(f"batch_size must be at least 1, got {batch_size}")
+    decoding = functools.partial(iter_segments, source, extractor.preprocessing, segment_length)
+    with BackgroundIterator(decoding, max_queued=2 * batch_size) as segments:
+        for batch in _batches(segments, batch_size):
+            clips = torch.stack([segment.clip for segment in batch])
+            rows.append(extractor.extract(clips).numpy())
+            frames += sum(segment.real_frames for segment in batch)
+            last_real = batch[-1].real_frames
+    if not rows:
+        raise BadVideoError(source, "no frames could be decoded, so there are no segments to extract")
+    return np.concatenate(rows), frames, segment_length - last_real
+
+
+def header_fps(source: Path) -> float:
+    """Frame rate the container declares (0.0 for a frame folder), read without decoding.
+
+    `gclvad.video.probe_video` gives the same number but decodes the whole video, which would
+    double the decoding work of an extraction.
+    """
+    if source.is_dir():
+        return 0.0
+    try:
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+    except (av.FFmpegError, IndexError) as error:
+        raise BadVideoError(source, f"cannot read the frame rate from the container header ({error})") from error
+    return float(rate) if rate else 0.0
+
+
+def extract_video(
+    extractor: Extractor,
+    source: str | Path,
+    out_path: str | Path,
+    segment_length: int = 16,
+    batch_size: int = 4,
+    dtype: str = "float16",
+    fps: float | None = None,
+) -> dict:
+    """Write the features of `source` to `out_path`; returns the attributes written plus
+    "segments" (rows written) and "seconds" (wall time).
+
+    `fps` defaults to the container's declared frame rate. The file appears only when complete
+    (`write_video_features` writes atomically), so an interrupted run never leaves a truncated
+    feature file that a resumed run would skip.
+    """
+    source, out_path = Path(source), Path(out_path)
+    check_segment_length(extractor, segment_length)
+    started = time.perf_counter()
+    features, frames, padded_tail = compute_features(extractor, source, segment_length, batch_size)
+    if fps is None:
+        fps = header_fps(source)
+    attrs = {
+        "extractor": extractor.name,
+        "weights_sha256": extractor.weights_sha256,
+        "weights_random": bool(extractor.weights_random),
+        "segment_length": int(segment_length),
+        "frames": int(frames),
+        "fps": float(fps),
+        "preprocessing": extractor.preprocessing.describe(),
+        "padded_tail": int(padded_tail),
+    }
+    write_video_features(out_path, features, attrs, dtype)
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s: %d segments (%d frames) in %.1f s, %.1f clips/s",
+        source, len(features), frames, seconds, len(features) / max(seconds, 1e-9),
+    )
+    return {**attrs, "segments": int(len(features)), "seconds": seconds}
+
+
+def extract_videos(
+    extractor: Extractor,
+    jobs: Iterable[tuple[str | Path, str | Path]],
+    segment_length: int = 16,
+    batch_size: int = 4,
+    dtype: str = "float16",
+) -> list[dict]:
+    """Run `extract_video` for each (source, out_path) with one loaded network.
+
+    Outputs that already exist are skipped (their entry is {"path", "skipped": True}).
+    """
+    check_segment_length(extractor, segment_length)
+    results = []
+    for source, out_path in jobs:
+        out_path = Path(out_path)
+        if out_path.exists():
+            log.info("%s exists, skipped", out_path)
+            results.append({"path": str(out_path), "skipped": True})
+            continue
+        summary = extract_video(extractor, source, out_path, segment_length, batch_size, dtype)
+        results.append({"path": str(out_path), "skipped": False, **summary})
+    return results

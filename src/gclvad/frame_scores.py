@@ -1,0 +1,66 @@
+"""Per-video frame scores of a trained run: computed from segment features, stored in HDF5
+(for plots and evaluation) and CSV (for people)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from gclvad.evaluate import segment_to_frame_scores
+from gclvad.features import FeatureSet
+
+# Score names: "score" is what the run's config scores with (D's probability for GCL, G's
+# reconstruction error for the autoencoders); "d" and "g" are kept beside it (paper §3.4).
+VideoScores = dict[str, np.ndarray]
+
+
+def score_feature_set(models, feature_set: FeatureSet, segment_length: int) -> dict[str, VideoScores]:
+    """Frame scores of every video of `feature_set`, one forward pass over all its segments."""
+    from gclvad.gcl.train import score
+
+    segment_scores = score(models, feature_set.features)
+    out = {}
+    for i, video in enumerate(feature_set.videos):
+        rows = slice(feature_set.offsets[i], feature_set.offsets[i + 1])
+        frames = int(feature_set.frames[i])
+        out[video] = {
+            name: segment_to_frame_scores(values[rows], frames, segment_length)
+            for name, values in segment_scores.items()
+        }
+    return out
+
+
+def write_scores(path: str | Path, scores: Mapping[str, VideoScores]) -> None:
+    """HDF5: /videos/<id>/<score name> (frames,) float32; written to a temp name, then renamed."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with h5py.File(temporary, "w") as out:
+        for video, named in scores.items():
+            group = out.create_group(f"videos/{video}")
+            for name, values in named.items():
+                group.create_dataset(name, data=np.asarray(values, dtype=np.float32))
+    os.replace(temporary, path)
+
+
+def read_scores(path: str | Path) -> dict[str, VideoScores]:
+    with h5py.File(path, "r") as source:
+        return {
+            video: {name: group[name][()] for name in group}
+            for video, group in source["videos"].items()
+        }
+
+
+def write_scores_csv(path: str | Path, scores: VideoScores, fps: float) -> None:
+    """One row per frame: frame, time in seconds (when fps is known), and each score."""
+    frames = len(next(iter(scores.values())))
+    table = pd.DataFrame({"frame": np.arange(frames)})
+    if fps > 0:
+        table["time_s"] = np.round(table["frame"] / fps, 3)
+    for name, values in scores.items():
+        table[f"{name}"] = values
+    table.to_csv(path, index=False, float_format="%.6g")

@@ -1,0 +1,80 @@
+"""Temporal-difference cleaning (paper §3.3) against hand-computed small cases."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from gclvad.cleaning import temporal_difference_mask, temporal_differences
+from gclvad.errors import GclvadError
+
+# Video 0: four segments; video 1: three segments. Hand-computed distances below.
+FEATURES = np.array(
+    [
+        [1.0, 0.0],  # v0 t0: first of its video
+        [2.0, 0.0],  # v0 t1: normalised (1,0) -> distance 0; raw distance 1
+        [0.0, 3.0],  # v0 t2: normalised (0,1) -> distance sqrt(2); raw sqrt(13)
+        [0.0, 3.5],  # v0 t3: normalised distance 0; raw 0.5
+        [3.0, 4.0],  # v1 t0: first of its video
+        [4.0, 3.0],  # v1 t1: normalised (.6,.8)->(.8,.6): distance sqrt(.08); raw sqrt(2)
+        [0.0, 0.0],  # v1 t2: all-zero feature stays zero: distance 1 normalised; raw 5
+    ]
+)
+VIDEO = np.array([0, 0, 0, 0, 1, 1, 1])
+POSITION = np.array([0, 1, 2, 3, 0, 1, 2])
+
+
+def test_distances_by_hand_normalised_and_raw():
+    normalised = temporal_differences(FEATURES, VIDEO, POSITION, normalize="l2")
+    expected = [np.nan, 0.0, math.sqrt(2), 0.0, np.nan, math.sqrt(0.08), 1.0]
+    np.testing.assert_allclose(normalised, expected, atol=1e-12)
+    raw = temporal_differences(FEATURES, VIDEO, POSITION, normalize="none")
+    np.testing.assert_allclose(raw, [np.nan, 1.0, math.sqrt(13), 0.5, np.nan, math.sqrt(2), 5.0], atol=1e-12)
+
+
+def test_absolute_threshold_keeps_small_steps_and_every_first_segment():
+    mask, summary = temporal_difference_mask(FEATURES, VIDEO, POSITION, threshold=0.7)
+    # sqrt(2) and 1.0 exceed 0.7; sqrt(.08)=0.28 does not; first segments are kept.
+    assert mask.tolist() == [True, True, False, True, True, True, False]
+    assert summary["threshold"] == 0.7
+    assert summary["kept"] == 5 and summary["kept_fraction"] == pytest.approx(5 / 7)
+    assert summary["first_segments_kept"] == 2
+    assert summary["distance_max"] == pytest.approx(math.sqrt(2))
+    raw_mask, _ = temporal_difference_mask(FEATURES, VIDEO, POSITION, threshold=1.0, normalize="none")
+    assert raw_mask.tolist() == [True, True, False, True, True, False, False]
+
+
+def test_percentile_threshold_is_a_percentile_of_observed_distances():
+    mask, summary = temporal_difference_mask(FEATURES, VIDEO, POSITION, mode="percentile", percentile=50)
+    observed = [0.0, math.sqrt(2), 0.0, math.sqrt(0.08), 1.0]
+    assert summary["threshold"] == pytest.approx(np.median(observed))
+    assert mask.tolist() == [True, True, False, True, True, True, False]
+
+
+def test_row_order_does_not_matter():
+    shuffle = np.random.default_rng(3).permutation(len(FEATURES))
+    mask, _ = temporal_difference_mask(FEATURES[shuffle], VIDEO[shuffle], POSITION[shuffle])
+    reference, _ = temporal_difference_mask(FEATURES, VIDEO, POSITION)
+    assert mask.tolist() == reference[shuffle].tolist()
+
+
+def test_warns_when_almost_everything_or_almost_nothing_is_kept():
+    with pytest.warns(UserWarning, match="keeps 100.0%"):
+        temporal_difference_mask(FEATURES, VIDEO, POSITION, threshold=10.0)
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 8))
+    with pytest.warns(UserWarning, match="keeps 0.5%"):
+        temporal_difference_mask(features, np.zeros(200, dtype=int), np.arange(200), threshold=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        temporal_difference_mask(FEATURES, VIDEO, POSITION)  # 71 % kept: no warning
+
+
+def test_bad_inputs_name_the_problem():
+    with pytest.raises(GclvadError, match="two rows at segment position 1"):
+        temporal_difference_mask(FEATURES, VIDEO, np.array([0, 1, 1, 3, 0, 1, 2]))
+    with pytest.raises(GclvadError, match="one entry per feature row"):
+        temporal_difference_mask(FEATURES, VIDEO[:3], POSITION)
+    with pytest.raises(GclvadError, match="mode must be"):
+        temporal_difference_mask(FEATURES, VIDEO, POSITION, mode="relative")

@@ -1,0 +1,132 @@
+"""Per-video extraction: real H.264 video in, HDF5 feature file out, resumable."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from gclvad.errors import BadVideoError, GclvadError
+from gclvad.extraction import BackgroundIterator, extract_video, extract_videos
+from gclvad.extractors import RandomWeightsWarning
+from gclvad.extractors.resnext import build_resnext101
+from gclvad.features import read_video_features
+from gclvad.video import iter_segments
+from videos import make_h264
+
+SMALL = dict(layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), cardinality=4, stem_channels=8, num_classes=10)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return build_resnext101("random", "cpu", "fp32", **SMALL)
+
+
+@pytest.fixture
+def video(tmp_path):
+    """40 frames of 64x80 H.264 with a moving ramp, so segments differ."""
+    return make_h264(tmp_path / "clip.mp4", 40, (64, 80), pattern="ramp")
+
+
+def direct_features(extractor, video, segment_length=16):
+    segments = list(iter_segments(video, extractor.preprocessing, segment_length))
+    return extractor.extract(torch.stack([s.clip for s in segments])).numpy(), segments
+
+
+def test_extract_video_writes_rows_and_attributes(extractor, video, tmp_path):
+    out = tmp_path / "features" / "clip.h5"
+    summary = extract_video(extractor, video, out, segment_length=16, batch_size=2, dtype="float32")
+    features, attrs = read_video_features(out)
+    assert features.shape == (3, extractor.dim) == (3, 128)  # ceil(40 / 16) segments
+    assert attrs["frames"] == 40 and attrs["padded_tail"] == 8 and attrs["segment_length"] == 16
+    assert attrs["extractor"] == "resnext101" and attrs["weights_sha256"] == "random"
+    assert attrs["weights_random"] is True and attrs["fps"] == pytest.approx(25.0)
+    assert json.loads(attrs["preprocessing"])["size"] == 112
+    assert summary["segments"] == 3 and summary["frames"] == 40
+    expected, segments = direct_features(extractor, video)
+    assert [s.real_frames for s in segments] == [16, 16, 8]
+    # batches of 2 and 1 against one batch of 3: same numbers up to rounding of the kernels
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(features[0] - features[1]).max() > 1e-4  # the content moves
+
+
+def test_float16_storage(extractor, video, tmp_path):
+    out = tmp_path / "half.h5"
+    extract_video(extractor, video, out, batch_size=4, dtype="float16", fps=10.0)
+    features, attrs = read_video_features(out)
+    expected, _ = direct_features(extractor, video)
+    assert attrs["fps"] == 10.0
+    np.testing.assert_allclose(features, expected, rtol=2e-3, atol=1e-3)
+
+
+def test_extract_videos_skips_existing_outputs(extractor, tmp_path):
+    first = make_h264(tmp_path / "a.mp4", 20, (32, 48), pattern="ramp")
+    second = make_h264(tmp_path / "b.mp4", 33, (32, 48), pattern="ramp")
+    done = tmp_path / "out" / "a.h5"
+    extract_video(extractor, first, done)
+    stamp = done.stat().st_mtime_ns
+    results = extract_videos(extractor, [(first, done), (second, tmp_path / "out" / "b.h5")])
+    assert results[0] == {"path": str(done), "skipped": True}
+    assert results[1]["skipped"] is False and results[1]["segments"] == 3 and results[1]["padded_tail"] == 15
+    assert done.stat().st_mtime_ns == stamp
+    assert read_video_features(tmp_path / "out" / "b.h5")[0].shape == (3, 128)
+
+
+def test_bad_video_raises_and_writes_nothing(extractor, tmp_path):
+    source = tmp_path / "notes.mp4"
+    source.write_text("not a video\n" * 20)
+    out = tmp_path / "notes.h5"
+    with pytest.raises(BadVideoError, match="notes.mp4"):
+        extract_video(extractor, source, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == [source]
+
+
+def test_segment_length_must_fit_the_extractor(extractor, video, tmp_path):
+    extractor.required_frames = 16
+    try:
+        with pytest.raises(GclvadError, match="only accepts 16-frame segments"):
+            extract_video(extractor, video, tmp_path / "x.h5", segment_length=8)
+    finally:
+        extractor.required_frames = None
+
+
+def test_background_iterator_overlaps_and_forwards_errors():
+    produced = []
+
+    def numbers():
+        for i in range(5):
+            produced.append(i)
+            yield i
+        raise ValueError("decoder broke")
+
+    with pytest.raises(ValueError, match="decoder broke"):
+        with BackgroundIterator(numbers, max_queued=2) as items:
+            for item in items:
+                time.sleep(0.01)
+                # the producer runs ahead of the consumer, by at most the queue size (+1 in hand)
+                assert item <= len(produced) - 1 <= item + 3
+    assert produced == [0, 1, 2, 3, 4]
+
+
+def test_background_iterator_stops_when_consumer_leaves():
+    started = threading.Event()
+
+    def endless():
+        i = 0
+        while True:
+            started.set()
+            yield i
+            i += 1
+
+    with BackgroundIterator(endless, max_queued=2) as items:
+        assert next(iter(items)) == 0
+    # __exit__ joined the producer thread: nothing named gclvad-decode is left running
+    assert not any(t.name == "gclvad-decode" for t in threading.enumerate())
