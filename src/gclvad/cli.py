@@ -24,11 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decode, extract (same extractor and weights as the run, checked by sha256) "
         "and score videos or frame folders; writes <video>.csv (per-frame scores) and <video>.png.",
     )
-    score.add_argument("run", type=Path, help="a trained run folder (holds models.pt and run.json)")
+    score.add_argument("run", type=Path, help="a trained run folder (holds models.pt)")
     score.add_argument("videos", type=Path, nargs="+", help="video files or folders of frame images")
     score.add_argument("-o", "--out", type=Path, default=Path("scores"), help="output folder (default: scores)")
-    score.add_argument("--weights", type=Path, help="extractor weights, if not where the run found them")
+    score.add_argument(
+        "--weights",
+        help="extractor weights file (or 'random' / 'package'), if not where the run recorded them; "
+        "its sha256 must be the one the run was trained with",
+    )
     score.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    score.add_argument("--batch-size", type=int, help="clips per extractor call (default: the run's)")
 
     demo = commands.add_parser("demo-data", help="write the synthetic demo dataset")
     demo.add_argument("out", type=Path)
@@ -43,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "score":
             from gclvad.scoring import score_videos
 
-            written = score_videos(args.run, args.videos, args.out, weights=args.weights, device=args.device)
+            written = score_videos(
+                args.run, args.videos, args.out, weights=args.weights, device=args.device, batch_size=args.batch_size
+            )
             for path in written:
                 print(path)
         elif args.command == "demo-data":

@@ -328,6 +328,9 @@ def aggregate_runs(auc_paths: Sequence[str | Path], out_path: str | Path) -> Non
 # ----------------------------------------------------------------------------------
 
 # Workflow stage -> the train() stages it runs (AE variants have one stage, "autoencoder").
+# Training checkpoints: after every epoch, but at most one per this many seconds.
+CHECKPOINT_INTERVAL_S = 10.0
+
 TRAIN_STAGES = {"pretrain_g": ["pretrain_g", "autoencoder"], "pretrain_d": ["pretrain_d"], "loop": ["cooperative"]}
 
 
@@ -384,6 +387,7 @@ def train_stage(
         on_epoch_end=recorder,
         stages=TRAIN_STAGES[stage],
         initial=initial,
+        checkpoint_interval_s=CHECKPOINT_INTERVAL_S,
     )
     if recorder is not None:
         recorder.save()
@@ -392,6 +396,7 @@ def train_stage(
         **(metadata or {}),
         "log": previous.get("log", []) + result.log,
         "steps": {**previous.get("steps", {}), **result.steps},
+        **feature_provenance(features_path),
     }
     if result.cleaning is not None:
         stored["cleaning"] = result.cleaning
@@ -401,6 +406,16 @@ def train_stage(
     if checkpoint_path is not None:
         Path(checkpoint_path).unlink(missing_ok=True)
     log.info("stage %s: %s optimiser steps", stage, result.steps)
+
+
+def feature_provenance(features_path: str | Path) -> dict[str, str]:
+    """The weights digest and preprocessing the merged features were extracted with (root
+    attributes), kept in the models file so that scoring new videos (gclvad.scoring) can
+    check that it extracts with the same network."""
+    import h5py
+
+    with h5py.File(features_path, "r") as source:
+        return {key: str(source.attrs[key]) for key in ("weights_sha256", "preprocessing") if key in source.attrs}
 
 
 def dataset_labels(spec: Mapping) -> dict[str, int | None]:

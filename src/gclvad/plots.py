@@ -83,6 +83,7 @@ def plot_training_curves(log_rows: Sequence[Mapping], path: str | Path) -> None:
         if any(a is not None and np.isfinite(a) for a in aucs):
             axes[1].plot(range(1, len(rows) + 1), aucs, marker=".", label=stage)
     axes[0].set_xlabel("epoch")
+    axes[0].set_yscale("log")  # G's reconstruction loss and D's BCE differ by orders of magnitude
     axes[0].set_title("training losses")
     axes[0].legend(fontsize=7)
     axes[1].set_xlabel("epoch")

@@ -27,6 +27,14 @@ LOOP_ONLY = frozenset(
 FROM_PRETRAIN_D = frozenset({"pretrain_d", "pretrain_d_epochs", "g_threshold_k", "d_targets", "supervision_fraction"})
 # Settings that change where training runs but not what it computes.
 EXECUTION = frozenset({"device"})
+# Temporal-difference cleaning settings: read only when G pre-trains on TD-cleaned rows.
+TD_SETTINGS = frozenset({"td_normalize", "td_mode", "td_threshold", "td_percentile"})
+# Settings of D and of the cooperative loop, which a plain autoencoder run never has; its
+# one training stage lasts `epochs` (not `pretrain_g_epochs`).
+NOT_IN_AUTOENCODER = frozenset(
+    {"pretrain_d", "pretrain_d_epochs", "pretrain_g_epochs", "g_threshold_k", "d_targets"}
+    | {"d_threshold_k", "d_labels_after_d_step", "g_label_source", "nl_target", "gaussian_sigma"}
+)
 
 # Config `cleaning` keys -> GCLConfig fields.
 CLEANING_FIELDS = {"normalize": "td_normalize", "mode": "td_mode"}
@@ -82,11 +90,22 @@ def run_config(
     return get_variant(name, preset=base, **overrides)
 
 
+def run_settings(config: GCLConfig) -> dict[str, Any]:
+    """The settings a run reads, as plain values: those of its method and pre-training data,
+    without execution settings (so that unread settings re-run nothing when edited)."""
+    unread = set(EXECUTION)
+    if config.pretrain_data != "td":
+        unread |= TD_SETTINGS
+    if config.method == "autoencoder":
+        unread |= NOT_IN_AUTOENCODER
+    return {k: v for k, v in config.to_dict().items() if k not in unread}
+
+
 def stage_settings(config: GCLConfig, seed: int, stage: str) -> dict[str, Any]:
     """The settings `stage` depends on, as plain values (Snakemake params, rerun triggers)."""
     if stage not in STAGES:
         raise BadConfigError(f"unknown training stage {stage!r}; stages are {', '.join(STAGES)}")
-    values = {k: v for k, v in config.to_dict().items() if k not in EXECUTION}
+    values = run_settings(config)
     if stage != "loop":
         dropped = set(LOOP_ONLY)
         if config.method == "autoencoder":

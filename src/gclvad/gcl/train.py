@@ -136,6 +136,7 @@ def train(
     on_epoch_end: Callable[[str, int, Models], None] | None = None,
     stages: Sequence[str] | None = None,
     initial: Models | None = None,
+    checkpoint_interval_s: float = 0.0,
 ) -> TrainResult:
     """Train the networks `config` describes on `data`; resume from `checkpoint_path` if it exists.
 
@@ -147,6 +148,11 @@ def train(
     starting from the `initial` networks (the previous stage's result) instead of fresh
     ones. Each stage seeds its own random streams from (seed, stage) and starts with fresh
     optimisers, so running the stages one call at a time gives exactly what one call gives.
+
+    checkpoint_interval_s: write the checkpoint after an epoch only when this many seconds
+    have passed since the last one (always after a stage's first and last epoch). Epochs of
+    a few small steps (the `small` preset) would otherwise spend their time writing files;
+    a resumed run replays the epochs since the last checkpoint, with the same result.
     """
     _check_arrays(data)
     device = torch.device(config.device)
@@ -185,6 +191,7 @@ def train(
 
     # 5. the stages
     autocast = _autocast(config, device)
+    last_checkpoint = time.monotonic()
     while state.stage_index < len(selected):
         stage = selected[state.stage_index]
         if state.epochs_done == 0:
@@ -211,8 +218,9 @@ def train(
                     "seconds": time.perf_counter() - started,
                 }
             )
-            if checkpoint_path is not None:
+            if checkpoint_path is not None and _checkpoint_due(state, stage, last_checkpoint, checkpoint_interval_s):
                 _save_checkpoint(Path(checkpoint_path), state, fingerprint, cleaning, supervision)
+                last_checkpoint = time.monotonic()
             if on_epoch_end is not None:
                 _set_eval(models)
                 on_epoch_end(stage.name, state.epochs_done, models)
@@ -457,6 +465,11 @@ def _plan_stages(config: GCLConfig, pretrain_rows: torch.Tensor, all_rows: torch
             epochs = max(epochs, math.ceil(config.min_steps_per_stage / steps_per_epoch))
         stages.append(_Stage(name, rows, epochs, batch, steps_per_epoch))
     return stages
+
+
+def _checkpoint_due(state: _State, stage: _Stage, last_checkpoint: float, interval_s: float) -> bool:
+    first_or_last = state.epochs_done in (1, stage.epochs)
+    return first_or_last or time.monotonic() - last_checkpoint >= interval_s
 
 
 # Stage numbers for seeding: fixed, so a stage's random streams do not depend on which
