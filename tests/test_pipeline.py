@@ -1,0 +1,84 @@
+"""Stage functions of the workflow on small hand-made inputs: splits, frame-score files,
+aggregate tables, figures."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gclvad import plots
+from gclvad.frame_scores import read_scores, write_scores, write_scores_csv
+from gclvad.pipeline import aggregate_runs, pick_videos, split_videos
+from gclvad.segment_index import COLUMNS, write_segment_index
+
+
+def _index(tmp_path, rows):
+    table = pd.DataFrame(
+        [
+            dict(video=v, source=f"{v}.mp4", split=s, frames=32, fps=25.0, width=64, height=48,
+                 segments=2, padded_tail=0, status=status, reason="")
+            for v, s, status in rows
+        ],
+        columns=COLUMNS,
+    )
+    path = tmp_path / "segments.tsv"
+    write_segment_index(table, path)
+    return path
+
+
+def test_training_and_scored_videos_follow_splits_and_status(tmp_path):
+    path = _index(tmp_path, [("a", "train", "ok"), ("b", "test", "ok"), ("c", "train", "bad"),
+                             ("d", "test", "truncated")])
+    assert split_videos(path, ["train"]) == (["a"], ["b", "d"])
+    # transductive: the test videos train too, and are still the ones scored
+    assert split_videos(path, ["train", "test"]) == (["a", "b", "d"], ["b", "d"])
+
+
+def test_unsplit_footage_is_trained_on_and_scored(tmp_path):
+    path = _index(tmp_path, [("cam1", None, "ok"), ("cam2", None, "ok")])
+    assert split_videos(path, ["train"]) == (["cam1", "cam2"], ["cam1", "cam2"])
+
+
+def test_frame_scores_round_trip_and_csv(tmp_path):
+    scores = {"v1": {"score": np.array([0.1, 0.1, 0.9], np.float32), "g": np.array([1, 1, 5], np.float32)}}
+    write_scores(tmp_path / "s.h5", scores)
+    back = read_scores(tmp_path / "s.h5")
+    assert np.array_equal(back["v1"]["score"], scores["v1"]["score"])
+    write_scores_csv(tmp_path / "v1.csv", back["v1"], fps=2.0)
+    table = pd.read_csv(tmp_path / "v1.csv")
+    assert list(table.columns[:2]) == ["frame", "time_s"] and set(table.columns[2:]) == {"g", "score"}
+    assert table["time_s"].tolist() == [0.0, 0.5, 1.0]
+    assert table["score"].tolist() == pytest.approx([0.1, 0.1, 0.9])
+
+
+def test_aggregate_table_has_runs_and_mean_std_over_seeds(tmp_path):
+    paths = []
+    for i, (variant, seed, auc) in enumerate([("GCL_B", 0, 0.70), ("GCL_B", 1, 0.80), ("GCL_PT", 0, 0.90)]):
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps({"variant": variant, "seed": seed, "auc": auc, "auc_d": auc, "auc_g": 0.5}))
+        paths.append(path)
+    aggregate_runs(paths, tmp_path / "seeds.tsv")
+    table = pd.read_csv(tmp_path / "seeds.tsv", sep="\t")
+    summary = table[table["seed"] == "all"].set_index("variant")
+    assert summary.loc["GCL_B", "auc"] == pytest.approx(0.75)
+    assert summary.loc["GCL_B", "auc_std"] == pytest.approx(np.std([0.7, 0.8], ddof=1), abs=1e-4)
+    assert "GCL_PT" not in summary.index  # one seed: no mean row
+    assert len(table) == 4
+
+
+def test_anomalous_spans_and_figures(tmp_path):
+    truth = np.array([0, 1, 1, 0, 0, 1], dtype=bool)
+    assert plots.anomalous_spans(truth) == [(1, 3), (5, 6)]
+    truths = {"a": truth, "b": np.zeros(6, bool), "c": truth}
+    assert pick_videos(["b", "a", "c"], truths, count=2) == ["a", "b"]
+    scores = np.linspace(0, 1, 6)
+    plots.plot_roc(truth, {"D": scores}, tmp_path / "roc.png", "t")
+    plots.plot_score_histograms(truth, {"D": scores, "G": scores[::-1]}, tmp_path / "h.png")
+    plots.plot_video_scores([("a", scores, truth), ("b", scores, None)], tmp_path / "v.png")
+    plots.plot_training_curves(
+        [{"stage": "cooperative", "epoch": 1, "loss_g": 2.0, "loss_d": 0.5, "diagnostic_auc_d": 0.7}],
+        tmp_path / "c.png",
+    )
+    for name in ("roc", "h", "v", "c"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
