@@ -104,3 +104,18 @@ def test_r3d_bf16_close_to_fp32(tmp_path):
     reference, fast = fp32.extract(clips), bf16.extract(clips)
     assert fast.dtype == torch.float32 and not torch.equal(fast, reference)
     assert (fast - reference).norm() / reference.norm() < 5e-2
+
+
+def test_random_weights_give_the_same_network_in_every_build():
+    # one extraction job per video: all must use the same untrained network
+    import warnings
+
+    from gclvad.extractors import build_extractor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = build_extractor("r3d_18", "random", device="cpu")
+        torch.manual_seed(1234)  # whatever the global RNG holds
+        second = build_extractor("r3d_18", "random", device="cpu")
+    clip = torch.rand(1, 3, 16, 112, 112)
+    assert torch.equal(first.extract(clip), second.extract(clip))

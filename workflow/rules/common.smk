@@ -14,6 +14,25 @@ min_version("9.0")
 validate(config, "../schemas/config.schema.yaml")
 
 
+def check_config_references():
+    """Names a dataset gives (its extractor, its training preset) must be config entries:
+    checked here, so that every target stops before any job runs, naming the key."""
+    for name, entry in config["datasets"].items():
+        references = {
+            "extractor": (entry["extractor"], config["extractors"]),
+            "training": (entry.get("training", "small"), config["training"]["presets"]),
+        }
+        for key, (value, known) in references.items():
+            if value not in known:
+                raise WorkflowError(
+                    f"config datasets.{name}.{key}: '{value}' is not defined "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+
+
+check_config_references()
+
+
 # Variant wildcards may carry overrides: GCL_PT~nl_target=gaussian, GCL_WS~supervision=33.
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
@@ -125,6 +144,9 @@ def get_video_source(wildcards):
 
 def get_video_features(wildcards):
     """Per-video feature files of every usable video of the dataset."""
+    # Checked before waiting for the segment index, so that an unknown extractor or a
+    # missing weights file stops the workflow at once instead of after indexing every video.
+    get_weights_file(wildcards)
     table = segment_index(wildcards.dataset)
     usable = table.loc[table["status"].isin(["ok", "truncated"]), "video"]
     return expand(
@@ -179,7 +201,12 @@ def get_training_inputs(wildcards):
 
 
 def get_run_metadata(wildcards):
-    """What a run's models file records about where it came from (for reports and scoring)."""
+    """What a run's models file records about where it came from (for reports and scoring).
+
+    Only settings the run reads, so that editing others (e.g. `cleaning` for AE_AllData)
+    does not re-run it."""
+    from gclvad.runs import run_settings
+
     gcl = run_config_of(wildcards.variant, wildcards.dataset)
     run = {
         "dataset": wildcards.dataset,
@@ -187,9 +214,10 @@ def get_run_metadata(wildcards):
         "segment_length": config["segment_length"],
         "variant": wildcards.variant,
         "seed": int(wildcards.seed),
-        "gcl": gcl.to_dict() | {"device": None},
-        "cleaning_settings": config["cleaning"],
+        "gcl": run_settings(gcl),
     }
+    if gcl.pretrain_data == "td":
+        run["cleaning_settings"] = config["cleaning"]
     digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()
     return run | {"config_sha256": digest}
 

@@ -10,6 +10,8 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from gclvad.errors import GclvadError
 from gclvad.extractors.base import (
     Extractor,
@@ -25,6 +27,9 @@ __all__ = [
     "build_extractor",
     "sha256_file",
 ]
+
+# Seed of the untrained networks built for `weights: random`.
+RANDOM_WEIGHTS_SEED = 0
 
 _TORCHVISION = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v2_s", "swin3d_t")
 
@@ -62,7 +67,14 @@ def build_extractor(
             f"extractor {name!r}: no weights given; set extractors.{name}.weights to a weights file "
             "(or to 'random' for an untrained network, for tests and speed runs only)"
         )
-    extractor = _builder(name)(weights, device, precision)
+    if is_random_weights(weights):
+        # An untrained network must be the same in every job (one per video) and every run,
+        # or features of different videos would come from different networks.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            extractor = _builder(name)(weights, device, precision)
+    else:
+        extractor = _builder(name)(weights, device, precision)
     # Guard against a builder (such as one written later) that forgets to mark random weights.
     if is_random_weights(weights) and not extractor.weights_random:
         raise GclvadError(f"extractor {name!r} was built from random weights but does not say so")

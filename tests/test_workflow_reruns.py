@@ -1,0 +1,150 @@
+"""Reruns (issue 5): editing one setting re-runs exactly the jobs that depend on it.
+
+One real run of the tiny demo (shared with test_workflow_resume.py through
+`finished_demo`) is copied, mtimes and Snakemake's metadata included, for each edit; a dry
+run then lists the jobs Snakemake would re-run, which must be exactly those expected.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflow import make_workdir, planned_rules, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+
+TARGET = "results/demo/auc.json"
+_FINISHED: dict[str, Path] = {}
+
+
+def finished_demo(tmp_path_factory) -> Path:
+    """A workdir where the tiny demo ran to results/demo/auc.json without interruption.
+
+    Built once per test session (test_workflow_resume.py compares against it too); tests
+    must not write into it: they copy it (`copy_workdir`)."""
+    if "workdir" not in _FINISHED:
+        workdir = make_workdir(tmp_path_factory.mktemp("finished") / "workdir", tiny_config())
+        snakemake(workdir, TARGET)
+        _FINISHED["workdir"] = workdir
+    return _FINISHED["workdir"]
+
+
+def copy_workdir(source: Path, destination: Path) -> Path:
+    """A copy with mtimes kept (shutil.copy2) and .snakemake/metadata, so nothing looks new."""
+    shutil.copytree(source, destination, symlinks=True)
+    return destination
+
+
+def planned_jobs(dry_run_output: str) -> set[tuple[str, str | None]]:
+    """(rule, variant) of every job a dry run lists; variant None for jobs outside a run."""
+    jobs: list[list] = []
+    for line in dry_run_output.splitlines():
+        rule = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line)
+        if rule:
+            jobs.append([rule.group(1), None])
+            continue
+        wildcards = re.match(r"^\s+wildcards: (.*)$", line)
+        if wildcards and jobs:
+            values = dict(pair.split("=", 1) for pair in wildcards.group(1).split(", "))
+            jobs[-1][1] = values.get("variant")
+    # Every job of the 'Job stats' table must have been read (no block format surprises).
+    assert len(jobs) == sum(planned_rules(dry_run_output).values()), dry_run_output[-3000:]
+    return {(rule, variant) for rule, variant in jobs}
+
+
+def dry_run(workdir: Path, *targets: str) -> str:
+    result = snakemake(workdir, "-n", *(targets or (TARGET,)))
+    return result.stdout + result.stderr
+
+
+def edited(source: Path, destination: Path, path: str, value) -> Path:
+    """A copy of `source` whose config has `path` (dotted) set to `value`."""
+    workdir = copy_workdir(source, destination)
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    *parents, key = path.split(".")
+    node = config
+    for name in parents:
+        node = node[name]
+    assert key in node, f"{path} is not in the tiny config"
+    assert node[key] != value, f"{path} is already {value!r}"
+    node[key] = value
+    write_config(workdir, config)
+    return workdir
+
+
+def run_jobs(variant: str, *rules: str) -> set[tuple[str, str]]:
+    return {(rule, variant) for rule in rules}
+
+
+TRAINING = ("pretrain_generator", "pretrain_discriminator", "train_gcl")
+AFTER_TRAINING = ("score_videos", "evaluate_run", "plot_run")
+# AE_AllData is the baseline of the score histograms (plot_run): it trains in one stage
+# (pretrain_generator) that lasts `epochs`; its other two stages pass its networks on.
+AE_RUN = run_jobs("AE_AllData", *TRAINING, "score_videos")
+DATASET_AUC = {("dataset_auc", None)}
+
+CASES = {
+    # The loop's epochs: GCL_PT's loop onward, and the autoencoder, whose training `epochs` sets.
+    "loop_epochs": (
+        "training.presets.tiny.epochs",
+        4,
+        run_jobs("GCL_PT", "train_gcl", *AFTER_TRAINING) | AE_RUN | DATASET_AUC,
+    ),
+    # TD cleaning: the mask, then every stage of GCL_PT (pre-trained on it); not AE_AllData
+    # (pre-trained on all segments), not extraction or the segment index.
+    "cleaning_threshold": (
+        "cleaning.threshold",
+        0.5,
+        {("clean_features", None)} | run_jobs("GCL_PT", *TRAINING, *AFTER_TRAINING) | DATASET_AUC,
+    ),
+    # D's pre-training: from D's pre-training on; G's pre-training and the autoencoder stay.
+    "pretrain_d_epochs": (
+        "training.presets.tiny.pretrain_d_epochs",
+        3,
+        run_jobs("GCL_PT", "pretrain_discriminator", "train_gcl", *AFTER_TRAINING) | DATASET_AUC,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    return finished_demo(tmp_path_factory)
+
+
+def test_finished_run_is_up_to_date(finished, tmp_path):
+    output = dry_run(copy_workdir(finished, tmp_path / "workdir"))
+    assert "Nothing to be done" in output, output[-3000:]
+    assert planned_jobs(output) == set()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_edit_reruns_exactly_its_dependents(finished, tmp_path, case):
+    path, value, expected = CASES[case]
+    workdir = edited(finished, tmp_path / "workdir", path, value)
+    output = dry_run(workdir)
+    assert planned_jobs(output) == expected, output[-6000:]
+    assert "Params have changed since last execution" in output
+
+
+def test_segment_length_reruns_everything_from_the_segment_index(finished, tmp_path):
+    workdir = edited(finished, tmp_path / "workdir", "segment_length", 8)
+    # Jobs after the checkpoint (segment_index) that a dry run can see before it runs:
+    # extraction jobs are only known from the new index.
+    everything_after_extraction = (
+        {("merge_features", None), ("clean_features", None)}
+        | run_jobs("GCL_PT", *TRAINING, *AFTER_TRAINING)
+        | AE_RUN
+        | DATASET_AUC
+    )
+    assert planned_jobs(dry_run(workdir)) == {("segment_index", None)} | everything_after_extraction
+    # Once the new index exists, every video is extracted again; the demo videos are not
+    # generated again (they do not depend on the segment length).
+    snakemake(workdir, "results/demo/segments.tsv")
+    output = dry_run(workdir)
+    assert planned_rules(output)["extract_features"] == 7
+    assert planned_jobs(output) == {("extract_features", None)} | everything_after_extraction
