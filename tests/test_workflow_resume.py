@@ -3,12 +3,16 @@ during evaluation, then started again with the same command, ends exactly as an
 uninterrupted run; a second `snakemake` on a workdir in use is refused by the lock.
 
 One workdir goes through the three kills in turn (each re-run resumes the previous kill and
-is killed itself), then a last plain re-run completes it. Its results are compared number
-for number with the uninterrupted run of test_workflow_reruns.finished_demo.
+is killed itself), then a last re-run completes it. Its results are compared number for
+number with the uninterrupted run of test_workflow_reruns.finished_demo.
+
+A SIGKILLed Snakemake cannot remove its lock: the plain re-run is refused, saying so, until
+`snakemake --unlock`; then the same command resumes (profiles/default: rerun-incomplete).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -67,9 +71,11 @@ class Run:
 
 
 def incomplete_markers(workdir: Path) -> list[Path]:
-    """Snakemake's marks of outputs whose job started and did not finish."""
+    """Outputs Snakemake marked as written by a job that started and did not finish (the
+    marks are files named by the base64 of the output's path)."""
     folder = workdir / ".snakemake" / "incomplete"
-    return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    return [Path(base64.b64decode(name).decode()) for name in names]
 
 
 def video_feature_files(workdir: Path) -> list[Path]:
@@ -83,15 +89,16 @@ def kill_during_extraction(workdir: Path) -> dict:
     second = snakemake(workdir, TARGET, check=False, timeout=300)
     run.wait_for(lambda: len(video_feature_files(workdir)) >= 2, "a second per-video feature file")
     merged_before_kill = (workdir / MERGED_FEATURES).exists()
-    # Videos whose extraction job had finished (its benchmark is written when it ends).
-    done = {p.stem for p in (workdir / "benchmarks/rules/demo/extract/r3d_18").glob("*.tsv")}
     run.kill()
+    incomplete = incomplete_markers(workdir)
+    # Feature files of extraction jobs that had finished: those without an incomplete mark.
+    finished = [p for p in video_feature_files(workdir) if p.relative_to(workdir) not in incomplete]
     return {
         "second": second,
         "merged_before_kill": merged_before_kill,
-        "finished": {v: (workdir / VIDEO_FEATURES / f"{v}.h5").stat().st_mtime_ns for v in done},
+        "finished": {p.stem: p.stat().st_mtime_ns for p in finished},
         "files": [p.stem for p in video_feature_files(workdir)],
-        "incomplete": incomplete_markers(workdir),
+        "incomplete": incomplete,
     }
 
 
@@ -128,11 +135,13 @@ def uninterrupted(tmp_path_factory) -> Path:
 def resumed(tmp_path_factory, uninterrupted):
     """The workdir after three kills and a plain re-run, and what each kill left."""
     workdir = make_workdir(tmp_path_factory.mktemp("resume") / "workdir", tiny_config())
-    kills = {
-        "extraction": kill_during_extraction(workdir),
-        "training": kill_during_training(workdir),
-        "evaluation": kill_during_evaluation(workdir),
-    }
+    kills = {"extraction": kill_during_extraction(workdir)}
+    kills["refused"] = snakemake(workdir, TARGET, check=False, timeout=300)
+    snakemake(workdir, "--unlock")
+    kills["training"] = kill_during_training(workdir)
+    snakemake(workdir, "--unlock")
+    kills["evaluation"] = kill_during_evaluation(workdir)
+    snakemake(workdir, "--unlock")
     final = snakemake(workdir, TARGET)
     return workdir, kills, final
 
@@ -160,12 +169,23 @@ def test_second_snakemake_on_a_busy_workdir_is_refused(resumed):
     assert "LockException" in output and "Directory cannot be locked" in output, output[-3000:]
 
 
+def test_rerun_after_a_kill_is_refused_until_unlocked(resumed):
+    refused = resumed[1]["refused"]
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "Directory cannot be locked" in output and "--unlock" in output, output[-3000:]
+    assert "Job stats:" not in output  # refused before running anything
+
+
 def test_kill_during_extraction_left_a_partial_set_of_features(resumed):
     workdir, kills, _ = resumed
     extraction = kills["extraction"]
     assert not extraction["merged_before_kill"]
     assert 2 <= len(extraction["files"]) < 7
-    assert extraction["incomplete"], "the killed extraction job left no incomplete marker"
+    assert extraction["finished"], "no extraction job had finished"
+    # The killed job's output is marked incomplete, so that the re-run does it again.
+    assert set(extraction["incomplete"]) <= {VIDEO_FEATURES / f"{v}.h5" for v in extraction["files"]}
+    assert len(extraction["incomplete"]) == 1, extraction["incomplete"]
 
 
 def test_resume_keeps_finished_extractions(resumed):
@@ -177,7 +197,8 @@ def test_resume_keeps_finished_extractions(resumed):
 def test_training_resumed_from_its_checkpoint(resumed):
     workdir, kills, _ = resumed
     training = kills["training"]
-    assert not training["models_before_resume"] and training["incomplete"]
+    assert not training["models_before_resume"]
+    assert RUN / "models.pt" in training["incomplete"]
     at_kill = training["checkpoint_log"]
     loop_at_kill = at_kill[at_kill["stage"] == "cooperative"]
     assert 1 <= len(loop_at_kill) < 20  # killed mid-loop (the tiny preset's loop takes 20 epochs)
@@ -192,6 +213,7 @@ def test_training_resumed_from_its_checkpoint(resumed):
 def test_kill_during_evaluation_came_after_scoring(resumed):
     evaluation = resumed[1]["evaluation"]
     assert not evaluation["auc_before_kill"]
+    assert evaluation["incomplete"]
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,6 @@ import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from gclvad.errors import GclvadError
-
 log = logging.getLogger(__name__)
 
 
@@ -265,8 +263,14 @@ def plot_run(
     baseline = read_scores(baseline_scores_path)
     truths = dataset_truths(spec, index_path, list(scores))
     evaluated = [v for v, t in truths.items() if t is not None]
-    if not evaluated:
-        raise GclvadError(f"{scores_path}: no scored video has frame ground truth, so there is nothing to plot")
+    log_rows = pd.read_csv(training_log_path, sep="\t").to_dict("records")
+    if not evaluated:  # footage without labels: scores and training only
+        message = "no scored video has frame ground truth"
+        plots.plot_message(outputs["roc"], title, message)
+        plots.plot_message(outputs["histograms"], title, message)
+        plots.plot_video_scores([(v, scores[v]["score"], None) for v in list(scores)[:4]], outputs["videos"])
+        plots.plot_training_curves(log_rows, outputs["curves"])
+        return
     truth = np.concatenate([truths[v] for v in evaluated])
 
     def frames_of(source, name):
@@ -279,7 +283,6 @@ def plot_run(
     plots.plot_video_scores(
         [(v, scores[v]["score"], truths[v]) for v in pick_videos(evaluated, truths)], outputs["videos"]
     )
-    log_rows = pd.read_csv(training_log_path, sep="\t").to_dict("records")
     curve = pd.read_csv(curve_path, sep="\t")
     for row in log_rows:
         match = curve[(curve["stage"] == row["stage"]) & (curve["epoch"] == row["epoch"])]

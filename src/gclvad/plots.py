@@ -21,6 +21,15 @@ def _save(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
+def plot_message(path: str | Path, title: str, message: str) -> None:
+    """A figure that says why there is nothing to draw (e.g. footage without ground truth)."""
+    fig, ax = plt.subplots(figsize=(4.5, 2.5))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    _save(fig, path)
+
+
 def plot_roc(truth: np.ndarray, scores: Mapping[str, np.ndarray], path: str | Path, title: str) -> None:
     """ROC of each named frame-score array against the frame ground truth."""
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
