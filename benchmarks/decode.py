@@ -27,6 +27,7 @@ import torch
 from gclvad.datasets.demo import Event, write_demo_video
 from gclvad.preprocessing import Preprocessing
 from gclvad.video import iter_segments, probe_video
+from machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 FPS = 25
 SIZE = (240, 320)
@@ -36,14 +37,6 @@ PREPROCESSINGS = {
 }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_machine() -> None:

@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -38,6 +37,7 @@ from gclvad.extraction import extract_video
 from gclvad.extractors.base import RandomWeightsWarning, TorchExtractor
 from gclvad.extractors.resnext import RESNEXT_PREPROCESSING, ResNeXt3D
 from gclvad.video import iter_segments
+from machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 warnings.simplefilter("ignore", RandomWeightsWarning)
 SEGMENT = 16
@@ -48,14 +48,6 @@ SIZE = (240, 320)  # height, width: UCF-Crime's frame size
 # ---------------------------------------------------------------- machine and inputs
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_machine(device: torch.device) -> None:
@@ -272,7 +264,7 @@ def main() -> None:
         long_video = make_video(workdir / "long.mp4", 10 * args.seconds, seed=1)
         model = bench_model(network, video_clips(video, 8), device, args.clips)
         e2e = bench_end_to_end(network, video, device, workdir)
-        print(f"\n3. Peak RSS of a whole extraction (bf16, batch 4, own process)")
+        print("\n3. Peak RSS of a whole extraction (bf16, batch 4, own process)")
         for label, path in (("short", video), ("10x longer", long_video)):
             report = peak_rss(path, str(device))
             print(f"  {label:10s} ({report['segments']:4d} clips): {report['peak_rss_mib']:.0f} MiB, "

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
 import torch
 
 from gclvad.extractors.i3d import build_i3d
+from machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 VARIANTS = {
     "fp32 unfolded": dict(fold=False),
@@ -31,15 +31,6 @@ VARIANTS = {
 }
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:

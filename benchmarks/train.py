@@ -15,8 +15,6 @@ checked against 24 GiB.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import time
 
@@ -25,23 +23,12 @@ import torch
 
 from gclvad.cleaning import temporal_difference_mask
 from gclvad.gcl import TrainingData, get_variant, score, train
+from machine import describe  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 DIM = 2048
 BATCH = 8192
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return (
-        f"{cpu}; {os.cpu_count()} logical cores; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"load average {load}"
-    )
 
 
 def random_training_data(rows: int, videos: int, seed: int = 0) -> TrainingData:
@@ -99,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print("machine:", machine(), flush=True)
+    print("machine:", describe(), flush=True)
     data = random_training_data(args.rows, videos=max(1, args.rows // 400))
     for precision in ("fp32", "bf16"):
         rate, steps = throughput("GCL_B", data, precision, args.epochs)
@@ -107,7 +94,7 @@ def main() -> None:
     for precision in ("fp32", "bf16"):  # reference: the autoencoder alone (one G step per batch)
         rate, steps = throughput("AE_AllData", data, precision, args.epochs)
         print(f"autoencoder alone d={DIM} batch={BATCH} {precision}: {rate:,.0f} samples/s ({steps} timed steps)", flush=True)
-    print("machine after:", machine())
+    print("machine after:", describe())
     if args.memory:
         memory_check(args.memory_rows)
 
