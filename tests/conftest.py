@@ -38,3 +38,14 @@ def truncated_video(tmp_path: Path) -> Path:
     """An .mkv of 100 lossless frames (24x32) with the second half of its bytes cut off."""
     whole = make_video(tmp_path / "whole.mkv", 100, (24, 32))
     return truncate_copy(whole, tmp_path / "cut.mkv", 0.5)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Training tests run torch on one thread: on a loaded 2-core machine two fight each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

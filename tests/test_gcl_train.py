@@ -25,14 +25,8 @@ from gclvad.gcl import (
 )
 from gclvad.gcl.train import stage_batch_size
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # On a shared 2-core machine two intra-op threads fight other processes; one is faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# On a shared 2-core machine two intra-op threads fight other processes; one is faster.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(dataset, labels=True):

@@ -17,6 +17,9 @@ from gclvad.gcl import (
     variant_names,
 )
 
+# On a shared 2-core machine two intra-op threads fight other processes; one is faster.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 EXPECTED_STAGES = {
     "AE_AllData": ["autoencoder"],
     "AE_OCC": ["autoencoder"],
@@ -31,12 +34,6 @@ EXPECTED_STAGES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
