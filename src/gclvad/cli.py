@@ -38,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-data", help="write the synthetic demo dataset")
     demo.add_argument("out", type=Path)
     demo.add_argument("--seed", type=int, default=0)
+
+    rtfm = commands.add_parser(
+        "import-rtfm",
+        help="import pre-extracted features in the RTFM layout",
+        description="Write per-video feature files (the store's format) from one .npy a video, "
+        "(T, 10, d) ten-crop or (T, d), listed in a list file; ten crops are averaged by default.",
+    )
+    rtfm.add_argument("list_file", type=Path, help="list of .npy paths (Windows paths and CRLF are fine)")
+    rtfm.add_argument("feature_dir", type=Path, help="folder holding the .npy files")
+    rtfm.add_argument("out_dir", type=Path, help="where <video>.h5 files go")
+    rtfm.add_argument("--extractor", required=True, help="name recorded in the files, e.g. i3d")
+    rtfm.add_argument("--crops", choices=["mean", "first", "center"], default="mean")
+    rtfm.add_argument("--suffix", default="_i3d.npy", help="file-name ending removed to get the video id")
     return parser
 
 
@@ -57,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             from gclvad.datasets.demo import generate_demo
 
             print(generate_demo(args.out, seed=args.seed))
+        elif args.command == "import-rtfm":
+            from gclvad.features import import_rtfm
+
+            written = import_rtfm(
+                args.list_file, args.feature_dir, args.out_dir, args.extractor, crop_reduce=args.crops, suffix=args.suffix
+            )
+            print(f"{len(written)} videos imported into {args.out_dir}")
     except GclvadError as error:
         print(f"gclvad: error: {error}", file=sys.stderr)
         return 2
