@@ -6,6 +6,7 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/lock.smk"
 include: "workflow/rules/decode.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/clean.smk"

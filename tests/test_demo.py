@@ -77,7 +77,7 @@ def test_normal_walkers_move_at_walking_speed():
     assert 0.001 < moving < 0.05  # a few walkers' edges change from frame to frame, not the scene
 
 
-def test_rejects_sizes_h264_cannot_hold(tmp_path):
+def test_rejects_sizes_yuv420p_cannot_hold(tmp_path):
     with pytest.raises(GclvadError, match="must be even"):
         generate_demo(tmp_path, n_train=1, n_test=0, frames=16, size=(49, 64))
     with pytest.raises(GclvadError, match="at least one 16-frame segment"):

@@ -381,7 +381,7 @@ def train_stage(
     if epoch_scores_path is not None:
         recorder = EpochScores(features_path, index_path, train_on, epoch_scores_path, resume=bool(
             checkpoint_path and Path(checkpoint_path).exists()
-        ))
+        ), progress_path=epoch_scores_progress(checkpoint_path))
     result = train(
         config,
         data,
@@ -408,6 +408,7 @@ def train_stage(
     save_models(Path(out_path), result, metadata=stored)
     if checkpoint_path is not None:
         Path(checkpoint_path).unlink(missing_ok=True)
+        epoch_scores_progress(checkpoint_path).unlink(missing_ok=True)
     log.info("stage %s: %s optimiser steps", stage, result.steps)
 
 
@@ -428,11 +429,18 @@ def dataset_labels(spec: Mapping) -> dict[str, int | None]:
     return {video.id: video.label for video in load_dataset(dict(spec))}
 
 
+def epoch_scores_progress(checkpoint_path: str | Path | None) -> Path | None:
+    """Where the per-epoch scores are kept while a stage trains: beside its checkpoint, not at
+    the output path, which Snakemake deletes before re-running a killed job."""
+    return Path(f"{checkpoint_path}.epoch_scores.npz") if checkpoint_path else None
+
+
 class EpochScores:
     """Records D's (or G's) segment scores of the scored videos after every epoch, for the
-    diagnostic per-epoch AUC curve. Saved each epoch, so a resumed run keeps earlier epochs."""
+    diagnostic per-epoch AUC curve. Saved each epoch (to progress_path when given), so a
+    resumed run keeps earlier epochs; `save()` writes out_path."""
 
-    def __init__(self, features_path, index_path, train_on, out_path, resume: bool):
+    def __init__(self, features_path, index_path, train_on, out_path, resume: bool, progress_path=None):
         import numpy as np
 
         from gclvad.features import load_feature_set
@@ -440,23 +448,29 @@ class EpochScores:
         _, scored = split_videos(index_path, train_on)
         self.features = load_feature_set(features_path, scored)
         self.out_path = Path(out_path)
+        self.progress_path = Path(progress_path) if progress_path else self.out_path
         self.labels: list[str] = []
         self.scores: list[np.ndarray] = []
-        if resume and self.out_path.exists():
-            saved = np.load(self.out_path)
+        if resume and self.progress_path.exists():
+            saved = np.load(self.progress_path)
             self.labels, self.scores = [str(x) for x in saved["labels"]], list(saved["scores"])
 
     def __call__(self, stage: str, epoch: int, models) -> None:
         from gclvad.gcl.train import score
 
-        self.labels.append(f"{stage}:{epoch}")
+        label = f"{stage}:{epoch}"
+        if label in self.labels:  # a resumed run replays the epochs since its last checkpoint
+            replayed = self.labels.index(label)
+            del self.scores[replayed:], self.labels[replayed:]
+        self.labels.append(label)
         self.scores.append(score(models, self.features.features)["score"])
-        self.save()
+        self.save(self.progress_path)
 
-    def save(self) -> None:
+    def save(self, path: Path | None = None) -> None:
         import numpy as np
 
-        temporary = self.out_path.with_name(f".{self.out_path.name}.tmp.npz")
+        path = Path(path or self.out_path)
+        temporary = path.with_name(f".{path.name}.tmp.npz")
         rows = len(self.features.features)
         np.savez(
             temporary,
@@ -465,7 +479,7 @@ class EpochScores:
             labels=np.array(self.labels, dtype=str),
             scores=np.array(self.scores, dtype=np.float32).reshape(len(self.scores), rows),
         )
-        temporary.replace(self.out_path)
+        temporary.replace(path)
 
 
 def write_training_log(models_path: str | Path, out_path: str | Path) -> None:

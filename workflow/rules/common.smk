@@ -2,6 +2,7 @@
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd

@@ -9,7 +9,7 @@ split contain one anomalous event, visible exactly during its annotated interval
 The events are big, fast and colourful so a Kinetics-pretrained feature sees them, while the
 normal scenes look alike across videos. Anomalous frames stay under 15 % of all frames.
 
-`generate_demo` writes H.264 .mp4 files, `videos.csv` (video, path, split, label; path
+`generate_demo` writes MPEG-4 (Part 2) .mp4 files, `videos.csv` (video, path, split, label; path
 relative to the csv's folder) and `annotations.csv` (video, start_frame, end_frame; 0-based,
 end exclusive). Everything is drawn with numpy slicing from one seed, so a seed always gives
 the same videos.
@@ -289,13 +289,16 @@ def write_demo_video(
     fps: int = 25,
     event: Event | None = None,
 ) -> Path:
-    """Draw one scene with `rng` and encode it as H.264 (yuv420p) into `path`."""
+    """Draw one scene with `rng` and encode it as MPEG-4 Part 2 (yuv420p) into `path`."""
     height, width = size
     if height % 2 or width % 2:
-        raise GclvadError(f"demo video size must be even for yuv420p H.264; got {height}x{width}")
+        raise GclvadError(f"demo video size must be even for yuv420p video; got {height}x{width}")
     with av.open(str(path), "w") as container:
-        # x264 is deterministic for fixed settings, so a seed reproduces the same bytes.
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
+        # FFmpeg's own MPEG-4 encoder, on one thread: a seed must reproduce the same video,
+        # and libx264 here encoded the same frames differently from run to run (even on one
+        # thread), which made the demo's features, and so its AUC, vary.
+        stream = container.add_stream("mpeg4", rate=fps, options={"qscale": "3"})
+        stream.codec_context.thread_count = 1
         stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
         for pixels in scene_frames(rng, frames, size, event):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))

@@ -140,9 +140,10 @@ def train(
 ) -> TrainResult:
     """Train the networks `config` describes on `data`; resume from `checkpoint_path` if it exists.
 
-    on_epoch_end(stage, epoch, models) is called after each epoch's checkpoint is written
-    (epoch counts from 1 within a stage); an exception raised there interrupts training,
-    and a later call with the same checkpoint_path continues from that epoch.
+    on_epoch_end(stage, epoch, models) is called after each epoch (epoch counts from 1
+    within a stage), just before its checkpoint is written; an exception raised there
+    interrupts training, and a later call with the same checkpoint_path continues from that
+    epoch. After a kill, epochs since the last checkpoint are run (and reported) again.
 
     stages: run only these of the planned stages (the workflow runs one stage per job),
     starting from the `initial` networks (the previous stage's result) instead of fresh
@@ -218,12 +219,17 @@ def train(
                     "seconds": time.perf_counter() - started,
                 }
             )
-            if checkpoint_path is not None and _checkpoint_due(state, stage, last_checkpoint, checkpoint_interval_s):
-                _save_checkpoint(Path(checkpoint_path), state, fingerprint, cleaning, supervision)
-                last_checkpoint = time.monotonic()
-            if on_epoch_end is not None:
-                _set_eval(models)
-                on_epoch_end(stage.name, state.epochs_done, models)
+            # The callback runs before the checkpoint is written (so a kill between the two
+            # replays this epoch rather than losing what the callback records), and the
+            # checkpoint is written even when the callback raises.
+            try:
+                if on_epoch_end is not None:
+                    _set_eval(models)
+                    on_epoch_end(stage.name, state.epochs_done, models)
+            finally:
+                if checkpoint_path is not None and _checkpoint_due(state, stage, last_checkpoint, checkpoint_interval_s):
+                    _save_checkpoint(Path(checkpoint_path), state, fingerprint, cleaning, supervision)
+                    last_checkpoint = time.monotonic()
         state.stage_index, state.epochs_done = state.stage_index + 1, 0
 
     _set_eval(models)
