@@ -263,22 +263,22 @@ def get_baseline_scores(wildcards):
     return f"{run_path(wildcards, variant='AE_AllData')}/scores.h5"
 
 
-AGGREGATE_RUNS = {
-    "ablation": lambda e: [(v, config["seed"]) for v in e["ablation"]],
-    "seeds": lambda e: [(v, s) for v in ("GCL_B", "GCL_PT") for s in e["seeds"]],
-    "nl_targets": lambda e: [
-        (f"GCL_PT~nl_target={t}", config["seed"]) for t in e["nl_targets"]
-    ],
-    "supervision": lambda e: [
-        (f"GCL_WS~supervision={p:g}", config["seed"]) for p in e["supervision"]
-    ],
-}
+def aggregate_runs(table):
+    """(variant, seed) of every run a table gathers (paper Table 2, Fig 10, Fig 5, Fig 9)."""
+    experiments, seed = config["experiments"], config["seed"]
+    if table == "ablation":
+        return [(variant, seed) for variant in experiments["ablation"]]
+    if table == "seeds":
+        return [(v, s) for v in ("GCL_B", "GCL_PT") for s in experiments["seeds"]]
+    if table == "nl_targets":
+        return [(f"GCL_PT~nl_target={t}", seed) for t in experiments["nl_targets"]]
+    return [(f"GCL_WS~supervision={p:g}", seed) for p in experiments["supervision"]]
 
 
 def get_aggregate_runs(wildcards):
     """auc.json of every run a table gathers, on the dataset's default extractor."""
     extractor = dataset_config(wildcards.dataset)["extractor"]
-    runs = AGGREGATE_RUNS[wildcards.table](config["experiments"])
+    runs = aggregate_runs(wildcards.table)
     return [
         f"results/{wildcards.dataset}/{extractor}/{variant}/seed{seed}/auc.json"
         for variant, seed in runs
