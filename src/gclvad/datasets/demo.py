@@ -297,10 +297,11 @@ def write_demo_video(
         # FFmpeg's own MPEG-4 encoder, on one thread: a seed must reproduce the same video,
         # and libx264 here encoded the same frames differently from run to run (even on one
         # thread), which made the demo's features, and so its AUC, vary.
-        # A generous bit rate: at the encoder's default (200 kb/s) its rate control spent the
-        # first frames of every video converging, and that start alone looked anomalous.
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.bit_rate = 4_000_000
+        # A fixed quantiser (q 3; 118 = FFmpeg's QP-to-lambda factor): with rate control the
+        # encoder spent the first frames of every video converging, and that start alone
+        # looked anomalous to the networks.
+        options = {"flags": "+qscale", "global_quality": str(3 * 118)}
+        stream = container.add_stream("mpeg4", rate=fps, options=options)
         stream.codec_context.thread_count = 1
         stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
         for pixels in scene_frames(rng, frames, size, event):
