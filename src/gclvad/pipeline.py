@@ -123,18 +123,19 @@ def clean_training_features(
     import numpy as np
 
     from gclvad.cleaning import temporal_difference_mask
+    from gclvad.gcl.config import GCLConfig
     from gclvad.runs import cleaning_overrides
 
     data = training_data(features_path, index_path, train_on)
-    settings = cleaning_overrides(cleaning)
+    settings = GCLConfig(**cleaning_overrides(cleaning))  # unset keys: the paper's defaults
     mask, summary = temporal_difference_mask(
         data.features,
         data.video,
         data.position,
-        threshold=settings.get("td_threshold", 0.70),
-        normalize=settings.get("td_normalize", "l2"),
-        mode=settings.get("td_mode", "absolute"),
-        percentile=settings.get("td_percentile", 70.0),
+        threshold=settings.td_threshold,
+        normalize=settings.td_normalize,
+        mode=settings.td_mode,
+        percentile=settings.td_percentile,
     )
     np.savez_compressed(mask_path, keep=mask)
     Path(summary_path).write_text(json.dumps(summary, indent=2, default=float) + "\n")

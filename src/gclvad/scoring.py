@@ -77,7 +77,7 @@ def read_run(run: str | Path) -> RunRecord:
     if not models_path.is_file():
         raise GclvadError(f"{run}: not a trained run (expected {models_path} from the workflow's train_gcl rule)")
     metadata = read_models_metadata(models_path)
-    missing = [key for key in ("extractor", "segment_length") if key not in metadata]
+    missing = [key for key in ("extractor", "segment_length", "weights_sha256") if key not in metadata]
     if missing:
         raise GclvadError(
             f"{models_path}: records no {', '.join(missing)} (models saved outside the workflow); "
@@ -87,25 +87,8 @@ def read_run(run: str | Path) -> RunRecord:
         models_path=models_path,
         extractor=dict(metadata["extractor"]),
         segment_length=int(metadata["segment_length"]),
-        weights_sha256=metadata.get("weights_sha256") or _digest_from_features(models_path, metadata),
+        weights_sha256=metadata["weights_sha256"],
         preprocessing=metadata.get("preprocessing"),
-    )
-
-
-def _digest_from_features(models_path: Path, metadata: dict) -> str:
-    """The weights digest of a run trained before runs recorded it: from the merged features
-    file beside it (results/{dataset}/features/{extractor}.h5)."""
-    import h5py
-
-    name = metadata["extractor"]["name"]
-    features = models_path.parent.parent.parent.parent / "features" / f"{name}.h5"
-    if features.is_file():
-        with h5py.File(features, "r") as source:
-            if "weights_sha256" in source.attrs:
-                return str(source.attrs["weights_sha256"])
-    raise GclvadError(
-        f"{models_path}: records no sha256 of its extractor weights and {features} (where it could be read) "
-        "is missing; retrain the run so that its models file records it"
     )
 
 
