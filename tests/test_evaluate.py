@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gclvad.evaluate import EvaluationError, frame_auc, roc_points, segment_to_frame_scores
+from gclvad.evaluate import EvaluationError, frame_auc, segment_to_frame_scores
 
 
 def test_every_frame_gets_its_segments_score_and_the_padded_tail_is_cut():
@@ -40,7 +40,3 @@ def test_frame_auc_needs_both_classes_and_matching_lengths():
         frame_auc({"a": np.array([0.1])}, {"b": np.array([1], bool)})
 
 
-def test_roc_points_run_from_nothing_to_everything_flagged():
-    fpr, tpr, _ = roc_points({"a": np.array([0.1, 0.4, 0.35, 0.8])}, {"a": np.array([0, 0, 1, 1], bool)})
-    assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
-    assert np.trapezoid(tpr, fpr) == pytest.approx(0.75)

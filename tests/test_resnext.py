@@ -16,7 +16,6 @@ from gclvad.extractors.resnext import (
     ResNeXt3D,
     build_resnext101,
     load_resnext,
-    load_resnext101,
 )
 from gclvad.extractors.speed import count_batchnorms, fold_batchnorm
 
@@ -151,12 +150,12 @@ def test_real_layout_rejects_small_checkpoint(tmp_path):
     path = tmp_path / "small.pth"
     save_hara_checkpoint(small_model(), path)
     with pytest.raises(GclvadError, match="shape mismatches"):
-        load_resnext101(path)
+        load_resnext(path)
 
 
 def test_missing_file_says_where_it_belongs(tmp_path):
     with pytest.raises(GclvadError) as caught:
-        load_resnext101(tmp_path / "nowhere.pth")
+        load_resnext(tmp_path / "nowhere.pth")
     message = str(caught.value)
     assert "nowhere.pth" in message and "extractors.resnext101.weights" in message
     assert "video-classification-3d-cnn-pytorch" in message

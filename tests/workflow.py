@@ -30,12 +30,11 @@ def tiny_config(**overrides) -> dict:
     config["extractors"]["r3d_18"] = {"weights": "random", "batch_size": 4, "dtype": "float32"}
     config["training"]["presets"]["tiny"] = {
         **config["training"]["presets"]["small"],
-        "epochs": 3,
-        "pretrain_g_epochs": 3,
-        "pretrain_d_epochs": 2,
-        "min_steps_per_stage": 20,
-        "g_hidden": [128, 64, 32, 64, 128],
-        "d_hidden": [64, 16],
+        "loop": {"epochs": 3},
+        "pretrain_g": {"epochs": 3},
+        "pretrain_d": {"epochs": 2},
+        "optimiser": {"min_steps_per_stage": 20},
+        "architecture": {"g_hidden": [128, 64, 32, 64, 128], "d_hidden": [64, 16]},
     }
     return merge(config, overrides)
 

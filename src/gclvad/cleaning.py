@@ -4,6 +4,10 @@ Anomalous events are "more eventful" than normal footage, so a segment whose fea
 far from its predecessor's is likely part of one. A segment f_{t+1} is kept when
 ||f_{t+1} - f_t||_2 <= D_th; the paper uses D_th = 0.70.
 
+Cleaning is a stage of its own, with its own settings (`CleaningConfig`, the workflow's
+`cleaning:` section): its mask is computed once per dataset, extractor and settings, and a
+run whose settings differ (a preset's or a variant's) gets its own mask.
+
 Choices the paper leaves open, made here:
 * The first segment of each video has no predecessor. It is KEPT: there is no evidence
   against it, and dropping it would remove every single-segment video entirely.
@@ -14,11 +18,15 @@ Choices the paper leaves open, made here:
   instead of an absolute value, for feature spaces where 0.70 means nothing.
 * Consecutive means consecutive rows of the same video after sorting by position; a gap
   in positions (a segment missing from the feature file) does not break the chain.
+* Features that are not finite are refused, naming the row: a NaN distance would otherwise
+  compare as neither near nor far.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -27,19 +35,62 @@ from gclvad.errors import GclvadError
 LOW_KEPT_FRACTION = 0.05
 HIGH_KEPT_FRACTION = 0.95
 _CHUNK_ROWS = 8192  # distances are computed in chunks (float64, 2 x 128 MB at d=2048), never a full copy
+MODES = ("absolute", "percentile")
+NORMALIZE = ("l2", "none")
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """Settings of temporal-difference cleaning (the workflow's `cleaning:`). Defaults = the paper."""
+
+    threshold: float = 0.70  # mode absolute: D_th, a distance; mode percentile: a percentile in (0, 100]
+    mode: str = "absolute"  # "absolute" or "percentile" (of the observed distances)
+    normalize: str = "l2"  # distances between L2-normalised features, or raw ("none")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold", float(self.threshold))
+        if self.mode not in MODES:
+            raise GclvadError(f"cleaning.mode must be one of {', '.join(MODES)}; found {self.mode!r}")
+        if self.normalize not in NORMALIZE:
+            raise GclvadError(f"cleaning.normalize must be one of {', '.join(NORMALIZE)}; found {self.normalize!r}")
+        if self.mode == "percentile" and not 0.0 < self.threshold <= 100.0:
+            raise GclvadError(
+                f"cleaning.threshold is a percentile of the observed distances when cleaning.mode is "
+                f"percentile, so it must be in (0, 100]; found {self.threshold:g}"
+            )
+        if self.mode == "absolute" and not self.threshold > 0.0:
+            raise GclvadError(f"cleaning.threshold (D_th) must be > 0; found {self.threshold:g}")
+
+    @property
+    def name(self) -> str:
+        """The settings as a folder name, e.g. "l2-absolute-0.7": masks of different settings
+        live side by side, each computed once."""
+        return f"{self.normalize}-{self.mode}-{self.threshold:g}"
+
+    @classmethod
+    def from_name(cls, name: str) -> "CleaningConfig":
+        match = re.fullmatch(r"(\w+)-(\w+)-([0-9.e+\-]+)", name)
+        if match is None:
+            raise GclvadError(f"cleaning settings {name!r} are not of the form normalize-mode-threshold")
+        normalize, mode, threshold = match.groups()
+        return cls(threshold=float(threshold), mode=mode, normalize=normalize)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def temporal_differences(
     features: np.ndarray, video: np.ndarray, position: np.ndarray, normalize: str = "l2"
-) -> np.ndarray:
-    """Per row, ||f_t - f_{t-1}||_2 to the previous segment of its video; NaN for a video's first.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, ||f_t - f_{t-1}||_2 to the previous segment of its video, and whether the row
+    is its video's first (distance NaN: it has no predecessor).
 
     features (N, d), video (N,) and position (N,) as in `TrainingData`. Rows may come in any
-    order; the result is aligned with the input rows.
+    order; the results are aligned with the input rows.
     """
     features, video, position = _check_inputs(features, video, position)
-    if normalize not in ("l2", "none"):
-        raise GclvadError(f"temporal-difference cleaning: normalize must be 'l2' or 'none', found {normalize!r}")
+    if normalize not in NORMALIZE:
+        raise GclvadError(f"cleaning.normalize must be one of {', '.join(NORMALIZE)}; found {normalize!r}")
     order = np.lexsort((position, video))  # by video, then by position
     sorted_video, sorted_position = video[order], position[order]
     same_video = sorted_video[1:] == sorted_video[:-1]
@@ -56,46 +107,40 @@ def temporal_differences(
         current = _rows(features, order[start:stop], normalize)
         previous = _rows(features, order[start - 1 : stop - 1], normalize)
         distances_sorted[start:stop] = np.linalg.norm(current - previous, axis=1)
-    distances_sorted[1:][~same_video] = np.nan
-    distances = np.empty_like(distances_sorted)
-    distances[order] = distances_sorted
-    return distances
+    first_sorted = np.concatenate([[True], ~same_video]) if len(order) else np.zeros(0, dtype=bool)
+    distances_sorted[first_sorted] = np.nan
+    distances, first = np.empty_like(distances_sorted), np.empty_like(first_sorted)
+    distances[order], first[order] = distances_sorted, first_sorted
+    return distances, first
 
 
 def temporal_difference_mask(
-    features: np.ndarray,
-    video: np.ndarray,
-    position: np.ndarray,
-    threshold: float = 0.70,
-    normalize: str = "l2",
-    mode: str = "absolute",
-    percentile: float = 70.0,
+    features: np.ndarray, video: np.ndarray, position: np.ndarray, config: CleaningConfig | None = None
 ) -> tuple[np.ndarray, dict]:
     """The rows kept for G's pre-training, and a summary of the cleaning.
 
-    mode "absolute": keep rows whose temporal difference is <= `threshold` (the paper's D_th).
-    mode "percentile": the threshold is the `percentile`-th percentile of all observed
-    differences. A video's first row is always kept (see module docstring).
+    mode "absolute": keep rows whose temporal difference is <= the threshold (the paper's D_th).
+    mode "percentile": the threshold is that percentile of all observed differences. A video's
+    first row is always kept (see module docstring).
     Returns (mask (N,) bool, summary dict with threshold, kept fraction, distance stats).
     Warns when fewer than 5 % or more than 95 % of rows are kept: the threshold then
     barely cleans, or leaves too little to pre-train on.
     """
-    distances = temporal_differences(features, video, position, normalize)
-    observed = distances[~np.isnan(distances)]
-    if mode == "absolute":
-        used_threshold = float(threshold)
-    elif mode == "percentile":
-        used_threshold = float(np.percentile(observed, percentile)) if observed.size else float("inf")
+    config = config or CleaningConfig()
+    distances, first_of_video = temporal_differences(features, video, position, config.normalize)
+    observed = distances[~first_of_video]
+    if config.mode == "percentile":
+        used_threshold = float(np.percentile(observed, config.threshold)) if observed.size else float("inf")
     else:
-        raise GclvadError(f"temporal-difference cleaning: mode must be 'absolute' or 'percentile', found {mode!r}")
-    first_of_video = np.isnan(distances)
-    mask = first_of_video | (np.nan_to_num(distances, nan=np.inf) <= used_threshold)
+        used_threshold = config.threshold
+    mask = first_of_video.copy()
+    mask[~first_of_video] = observed <= used_threshold
     kept_fraction = float(mask.mean()) if mask.size else 0.0
     summary = {
-        "mode": mode,
-        "normalize": normalize,
+        "mode": config.mode,
+        "normalize": config.normalize,
         "threshold": used_threshold,
-        "percentile": float(percentile) if mode == "percentile" else None,
+        "percentile": config.threshold if config.mode == "percentile" else None,
         "rows": int(mask.size),
         "kept": int(mask.sum()),
         "kept_fraction": kept_fraction,
@@ -133,5 +178,15 @@ def _check_inputs(features, video, position):
         raise GclvadError(
             "temporal-difference cleaning: video and position must hold one entry per feature row "
             f"({len(features)}), found shapes {video.shape} and {position.shape}"
+        )
+    finite = np.concatenate(
+        [np.isfinite(features[start : start + _CHUNK_ROWS]).all(axis=1) for start in range(0, len(features), _CHUNK_ROWS)]
+        or [np.ones(0, dtype=bool)]
+    )
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise GclvadError(
+            f"temporal-difference cleaning: {int((~finite).sum())} feature row(s) hold NaN or infinity, the first "
+            f"is segment {position[row]} of video {video[row]}; the feature store should have refused them"
         )
     return features, video, position

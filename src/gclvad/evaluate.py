@@ -13,7 +13,7 @@ import math
 from typing import Mapping
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
 from gclvad.errors import GclvadError
 
@@ -42,7 +42,7 @@ def segment_to_frame_scores(segment_scores: np.ndarray, frames: int, segment_len
     return np.repeat(segment_scores, segment_length)[:frames]
 
 
-def _concatenated(scores: Mapping, truths: Mapping) -> tuple[np.ndarray, np.ndarray]:
+def concatenated_frames(scores: Mapping, truths: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """All frames of the videos that have both a score and a ground truth, in a fixed order."""
     videos = [v for v in scores if truths.get(v) is not None]
     if not videos:
@@ -70,14 +70,5 @@ def _concatenated(scores: Mapping, truths: Mapping) -> tuple[np.ndarray, np.ndar
 
 def frame_auc(scores: Mapping[str, np.ndarray], truths: Mapping[str, np.ndarray | None]) -> float:
     """ROC AUC over all frames of all videos with ground truth (missing or None truth: skipped)."""
-    frame_scores, frame_truth = _concatenated(scores, truths)
+    frame_scores, frame_truth = concatenated_frames(scores, truths)
     return float(roc_auc_score(frame_truth, frame_scores))
-
-
-def roc_points(
-    scores: Mapping[str, np.ndarray], truths: Mapping[str, np.ndarray | None]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(false positive rates, true positive rates, thresholds) of the same frames, for ROC plots."""
-    frame_scores, frame_truth = _concatenated(scores, truths)
-    fpr, tpr, thresholds = roc_curve(frame_truth, frame_scores)
-    return fpr, tpr, thresholds

@@ -2,8 +2,8 @@
 
 Decoding runs in a background thread that fills a small bounded queue while the network
 computes, so the (usually slower) network never waits for frames and memory holds only a few
-segments, however long the video. One extractor serves many videos (`extract_videos`), and
-outputs that already exist are skipped, so a killed run resumes where it stopped.
+segments, however long the video. The feature file appears only when complete, so a killed
+run leaves nothing that a resumed run would take for finished.
 """
 
 from __future__ import annotations
@@ -159,11 +159,13 @@ def extract_video(
     batch_size: int = 4,
     dtype: str = "float16",
     fps: float | None = None,
+    extra_attrs: dict | None = None,
 ) -> dict:
     """Write the features of `source` to `out_path`; returns the attributes written plus
     "segments" (rows written) and "seconds" (wall time).
 
-    `fps` defaults to the container's declared frame rate. The file appears only when complete
+    `fps` defaults to the container's declared frame rate; `extra_attrs` are stored beside the
+    extraction's own attributes (e.g. where the source was). The file appears only when complete
     (`write_video_features` writes atomically), so an interrupted run never leaves a truncated
     feature file that a resumed run would skip.
     """
@@ -182,6 +184,7 @@ def extract_video(
         "fps": float(fps),
         "preprocessing": extractor.preprocessing.describe(),
         "padded_tail": int(padded_tail),
+        **(extra_attrs or {}),
     }
     write_video_features(out_path, features, attrs, dtype)
     seconds = time.perf_counter() - started
@@ -190,27 +193,3 @@ def extract_video(
         source, len(features), frames, seconds, len(features) / max(seconds, 1e-9),
     )
     return {**attrs, "segments": int(len(features)), "seconds": seconds}
-
-
-def extract_videos(
-    extractor: Extractor,
-    jobs: Iterable[tuple[str | Path, str | Path]],
-    segment_length: int = 16,
-    batch_size: int = 4,
-    dtype: str = "float16",
-) -> list[dict]:
-    """Run `extract_video` for each (source, out_path) with one loaded network.
-
-    Outputs that already exist are skipped (their entry is {"path", "skipped": True}).
-    """
-    check_segment_length(extractor, segment_length)
-    results = []
-    for source, out_path in jobs:
-        out_path = Path(out_path)
-        if out_path.exists():
-            log.info("%s exists, skipped", out_path)
-            results.append({"path": str(out_path), "skipped": True})
-            continue
-        summary = extract_video(extractor, source, out_path, segment_length, batch_size, dtype)
-        results.append({"path": str(out_path), "skipped": False, **summary})
-    return results

@@ -18,8 +18,6 @@ into a `FeatureSet`: all rows of the chosen videos concatenated as float32.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Iterable, Iterator, Mapping
 import h5py
 import numpy as np
 
+from gclvad.atomic import atomic_path
 from gclvad.errors import GclvadError
 
 FEATURES = "features"
@@ -48,24 +47,10 @@ TEN_CROPS = 10
 
 @contextmanager
 def _atomic_h5(path: str | Path) -> Iterator[h5py.File]:
-    """An HDF5 file opened for writing under a temporary name, renamed to `path` on success.
-
-    On any failure (including KeyboardInterrupt) the temporary file is removed and an
-    existing file at `path` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with h5py.File(temporary, "w") as out:
-            yield out
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())  # the rename must not outlive the data on a crash
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """An HDF5 file opened for writing under a temporary name, renamed to `path` on success
+    (gclvad.atomic: nothing partial is ever left under the final name)."""
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as out:
+        yield out
 
 
 def _storable(key: str, value, path: Path):
@@ -124,7 +109,7 @@ def _reject_non_finite(values: np.ndarray, path: Path, what: str) -> None:
         raise GclvadError(
             f"{path}: {what} hold {int(bad.sum())} NaN/inf values (in segment(s) {rows[:10].tolist()}"
             + (" ..." if len(rows) > 10 else "")
-            + ")"
+            + "); such features would turn training and scores into NaN: extract this video again"
         )
 
 
@@ -144,8 +129,9 @@ def read_video_features(path: str | Path) -> tuple[np.ndarray, dict]:
     """One video's features as float32 [S, d] and its attributes."""
     path = Path(path)
     with _open(path) as source:
-        dataset = _features_of(source, path)
-        return dataset[()].astype(np.float32), _attrs_of(source)
+        features = _features_of(source, path)[()].astype(np.float32)
+        _reject_non_finite(features, path, "features")
+        return features, _attrs_of(source)
 
 
 @contextmanager
@@ -198,6 +184,7 @@ def merge_video_features(parts: Mapping[str, Path], out_path: str | Path) -> Non
                 if reference is None:
                     reference = (part, shared)
                 _check_agrees(reference, part, shared)
+                _reject_non_finite(dataset[()], part, f"features of video {video_id}")
                 group = videos.create_group(video_id)
                 out.copy(dataset, group, name=FEATURES)
                 _set_attrs(group, attrs, part)
@@ -355,7 +342,9 @@ def load_feature_set(path: str | Path, videos: Iterable[str] | None = None) -> F
                 )
             if segments[i]:
                 # HDF5 converts float16 to float32 while reading into the destination rows.
-                dataset.read_direct(features, dest_sel=np.s_[offsets[i] : offsets[i + 1]])
+                rows = np.s_[offsets[i] : offsets[i + 1]]
+                dataset.read_direct(features, dest_sel=rows)
+                _reject_non_finite(features[rows], path, f"features of video {video}")
             video_attrs[video] = _attrs_of(group)
     return FeatureSet(
         features=features,
@@ -366,6 +355,15 @@ def load_feature_set(path: str | Path, videos: Iterable[str] | None = None) -> F
         attrs=attrs,
         video_attrs=video_attrs,
     )
+
+
+def read_provenance(path: str | Path) -> dict[str, str]:
+    """The weights digest and preprocessing a merged file's features were extracted with,
+    where all its videos agree (root attributes)."""
+    path = Path(path)
+    with _open(path) as source:
+        attrs = _attrs_of(source)
+    return {key: str(attrs[key]) for key in ("weights_sha256", "preprocessing") if key in attrs}
 
 
 def _read_index(source: h5py.File, path: Path) -> dict:

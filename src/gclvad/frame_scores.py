@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping
 
@@ -11,6 +10,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from gclvad.atomic import atomic_path, write_atomic
+from gclvad.errors import GclvadError
 from gclvad.evaluate import segment_to_frame_scores
 from gclvad.features import FeatureSet
 
@@ -21,7 +22,7 @@ VideoScores = dict[str, np.ndarray]
 
 def score_feature_set(models, feature_set: FeatureSet, segment_length: int) -> dict[str, VideoScores]:
     """Frame scores of every video of `feature_set`, one forward pass over all its segments."""
-    from gclvad.gcl.train import score
+    from gclvad.gcl.store import score  # torch: imported only where networks run
 
     segment_scores = score(models, feature_set.features)
     out = {}
@@ -37,14 +38,22 @@ def score_feature_set(models, feature_set: FeatureSet, segment_length: int) -> d
 
 def write_scores(path: str | Path, scores: Mapping[str, VideoScores]) -> None:
     """HDF5: /videos/<id>/<score name> (frames,) float32; written to a temp name, then renamed."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with h5py.File(temporary, "w") as out:
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as out:
         for video, named in scores.items():
             group = out.create_group(f"videos/{video}")
             for name, values in named.items():
-                group.create_dataset(name, data=np.asarray(values, dtype=np.float32))
-    os.replace(temporary, path)
+                group.create_dataset(name, data=_finite(values, video, name))
+
+
+def _finite(values, video: str, name: str) -> np.ndarray:
+    """Scores as float32, refusing NaN or infinity: no scores file is written with them."""
+    values = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise GclvadError(
+            f"video {video}: {int((~np.isfinite(values)).sum())} {name!r} frame scores are NaN or infinite; "
+            "no scores are written (the networks or their features are broken)"
+        )
+    return values
 
 
 def read_scores(path: str | Path) -> dict[str, VideoScores]:
@@ -63,4 +72,6 @@ def write_scores_csv(path: str | Path, scores: VideoScores, fps: float) -> None:
         table["time_s"] = np.round(table["frame"] / fps, 3)
     for name, values in scores.items():
         table[f"{name}"] = values
-    table.to_csv(path, index=False, float_format="%.6g")
+    for name, values in scores.items():
+        _finite(values, Path(path).stem, name)
+    write_atomic(path, lambda temporary: table.to_csv(temporary, index=False, float_format="%.6g"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 
@@ -39,8 +40,10 @@ class Preprocessing:
             return short, max(short, round(width * short / height))
         return max(short, round(height * short / width)), short
 
-    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+    def normalize(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Resized uint8 frames (T, H, W, 3) -> float32 network input (3, T, crop_h, crop_w)."""
+        if isinstance(frames, np.ndarray):
+            frames = torch.from_numpy(frames)
         crop_h, crop_w = _pair(self.crop)
         height, width = frames.shape[1:3]
         top, left = (height - crop_h) // 2, (width - crop_w) // 2

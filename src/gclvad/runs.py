@@ -1,117 +1,162 @@
-"""A run: one dataset x extractor x variant x seed, and the training settings it resolves to.
+"""A run: one dataset x extractor x variant x seed, and the settings it resolves to.
 
-A variant name may carry overrides after `~`, as in output paths:
-`GCL_PT~nl_target=gaussian~gaussian_sigma=6`, `GCL_WS~supervision=33` (percent of training
-videos whose label is revealed). The workflow's training stages each depend on part of the
-settings only (`stage_settings`), so that editing e.g. the loop's epochs re-runs the loop and
-not the pre-training.
+A run's settings are a `GCLConfig` (training) and, when G trains on temporal-difference
+cleaned rows, a `CleaningConfig`. They are layered: the package preset a config preset
+names (`base`), that preset's own values, the workflow's `cleaning:` section (and the
+preset's `cleaning:`), then the variant and the overrides written after `~` in its name,
+as in output paths: `GCL_PT~nl_target=gaussian~gaussian_sigma=6`, `GCL_PT~loop.epochs=4`,
+`GCL_WS~supervision=33` (percent of training videos whose label is revealed),
+`GCL_PT~cleaning.threshold=0.5` (the run then gets its own cleaning mask).
+
+Each training stage's job gets exactly the sections of the config that stage reads
+(`stage_params`, from `gcl.config.STAGE_SECTIONS`), so editing a setting re-runs the stages
+that read it and what follows them, nothing before. Nothing here imports torch: the
+workflow's DAG process reads settings through this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from gclvad.gcl.config import BadConfigError, GCLConfig
-from gclvad.gcl.variants import get_variant
+from gclvad.cleaning import CleaningConfig
+from gclvad.gcl.config import SECTIONS, STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, from_dict, setting_path
+from gclvad.gcl.variants import VARIANTS, get_variant, variant_cleaning
 
-STAGES = ("pretrain_g", "pretrain_d", "loop")
-
-# Settings that only the cooperative loop reads (and scoring, which follows it).
-LOOP_ONLY = frozenset(
-    {"epochs", "d_threshold_k", "d_labels_after_d_step", "g_label_source", "nl_target"}
-    | {"gaussian_sigma", "score_chunk"}
-)
-# Settings read from D's pre-training on. (D's architecture is not among them: both networks
-# are initialised together, before G's pre-training, from the run's seed.)
-FROM_PRETRAIN_D = frozenset({"pretrain_d", "pretrain_d_epochs", "g_threshold_k", "d_targets", "supervision_fraction"})
-# Settings that change where training runs but not what it computes.
-EXECUTION = frozenset({"device"})
-# Temporal-difference cleaning settings: read only when G pre-trains on TD-cleaned rows.
-TD_SETTINGS = frozenset({"td_normalize", "td_mode", "td_threshold", "td_percentile"})
-# Settings of D and of the cooperative loop, which a plain autoencoder run never has; its
-# one training stage lasts `epochs` (not `pretrain_g_epochs`).
-NOT_IN_AUTOENCODER = frozenset(
-    {"pretrain_d", "pretrain_d_epochs", "pretrain_g_epochs", "g_threshold_k", "d_targets"}
-    | {"d_threshold_k", "d_labels_after_d_step", "g_label_source", "nl_target", "gaussian_sigma"}
-)
-
-# Config `cleaning` keys -> GCLConfig fields.
-CLEANING_FIELDS = {"normalize": "td_normalize", "mode": "td_mode"}
+CLEANING_PREFIX = "cleaning."
+# Settings a variant name may not change: they decide which workflow rules train the run
+# (method) or where it runs (device, the workflow's top-level `device`).
+FIXED_BY_WORKFLOW = {"method": "it is what the variant is", "device": "it is the workflow's top-level `device`"}
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
-    """'GCL_WS~supervision=33' -> ('GCL_WS', {'supervision_fraction': 0.33})."""
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run's training reads: GCL settings, and TD cleaning when G trains on cleaned rows."""
+
+    gcl: GCLConfig
+    cleaning: CleaningConfig | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings the run reads, as plain values (the sections of its stages; device excluded)."""
+        sections = sorted({s for stage in self.gcl.stages for s in STAGE_SECTIONS[stage]}, key=list(SECTIONS).index)
+        values = self.gcl.sections(tuple(sections))
+        values["execution"] = {k: v for k, v in values["execution"].items() if k != "device"}
+        if self.cleaning is not None:
+            values["cleaning"] = self.cleaning.to_dict()
+        return values
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """'GCL_WS~supervision=33' -> ('GCL_WS', {'supervision.fraction': 0.33}, {}): the variant's
+    name, its GCL setting overrides and its cleaning overrides, each value typed."""
     name, *pairs = text.split("~")
-    overrides: dict[str, Any] = {}
+    if name not in VARIANTS:
+        raise BadConfigError(f"variant {text!r}: unknown variant {name!r}; variants are {', '.join(VARIANTS)}")
+    gcl: dict[str, Any] = {}
+    cleaning: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise BadConfigError(f"variant {text!r}: override {pair!r} is not key=value")
         if key == "supervision":
-            overrides["supervision_fraction"] = float(value) / 100.0
+            gcl["supervision.fraction"] = _number(value, key, text) / 100.0
+        elif key.startswith(CLEANING_PREFIX):
+            field = key[len(CLEANING_PREFIX) :]
+            cleaning[field] = _typed(CleaningConfig, field, value, text)
         else:
-            overrides[key] = _typed_value(key, value, text)
-    return name, overrides
+            gcl[key] = _gcl_override(key, value, text)
+    return name, gcl, cleaning
 
 
-def _typed_value(key: str, value: str, variant: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(GCLConfig)}
-    if key not in fields:
-        raise BadConfigError(f"variant {variant!r}: unknown setting {key!r}; known: {', '.join(fields)}")
-    default = fields[key].default
-    if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes")
-    if isinstance(default, int):
-        return int(value)
-    if isinstance(default, float) or default is None:
+def _gcl_override(key: str, value: str, variant: str) -> Any:
+    try:
+        section, field = setting_path(key)
+    except BadConfigError as error:
+        raise BadConfigError(f"variant {variant!r}: {error}") from None
+    fixed = FIXED_BY_WORKFLOW.get(field)
+    if fixed is not None:
+        raise BadConfigError(f"variant {variant!r}: {key} cannot be changed in a variant name: {fixed}")
+    return _typed(SECTIONS[section], field, value, variant)
+
+
+def _typed(section_type: type, field: str, value: str, variant: str) -> Any:
+    """`value` as the type of `section_type.field` (bool, int, float, str)."""
+    fields = {f.name: f for f in dataclasses.fields(section_type)}
+    if field not in fields:
+        raise BadConfigError(f"variant {variant!r}: unknown setting {field!r}; known: {', '.join(fields)}")
+    kind = typing.get_type_hints(section_type)[field]
+    if kind is bool:
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise BadConfigError(f"variant {variant!r}: {field} must be true or false, found {value!r}")
+        return value.lower() in ("true", "1", "yes")
+    if kind is int:
+        return int(_number(value, field, variant))
+    if kind in (float, float | None):
+        return _number(value, field, variant)
+    if kind is str:
+        return value
+    raise BadConfigError(f"variant {variant!r}: {field} cannot be set in a variant name; set it in a training preset")
+
+
+def _number(value: str, field: str, variant: str) -> float:
+    try:
         return float(value)
-    return value
+    except ValueError:
+        raise BadConfigError(f"variant {variant!r}: {field} must be a number, found {value!r}") from None
 
 
-def cleaning_overrides(cleaning: Mapping[str, Any]) -> dict[str, Any]:
-    """The workflow's `cleaning` section as GCLConfig fields."""
-    out = {CLEANING_FIELDS[k]: v for k, v in cleaning.items() if k in CLEANING_FIELDS}
-    if "threshold" in cleaning:
-        key = "td_percentile" if cleaning.get("mode") == "percentile" else "td_threshold"
-        out[key] = float(cleaning["threshold"])
-    return out
-
-
-def run_config(
+def run_settings(
     preset: Mapping[str, Any], variant: str, cleaning: Mapping[str, Any] | None = None, device: str = "cpu"
-) -> GCLConfig:
-    """The GCLConfig of a run: package preset `preset['base']`, the preset's overrides, the
-    workflow's cleaning settings, then the variant and its `~` overrides."""
+) -> RunSettings:
+    """The settings of a run: config preset `preset` (`base` package preset, section values,
+    optional `cleaning`), the workflow's `cleaning` section, then the variant and its `~` overrides."""
     preset = dict(preset)
     base = preset.pop("base", "paper")
-    name, variant_overrides = parse_variant(variant)
-    overrides = {**preset, **cleaning_overrides(cleaning or {}), **variant_overrides, "device": device}
-    return get_variant(name, preset=base, **overrides)
+    preset_cleaning = preset.pop("cleaning", {})
+    name, gcl_overrides, cleaning_overrides = parse_variant(variant)
+    config = get_variant(name, preset=base, **_flat(preset)).replace(**gcl_overrides, device=device)
+    cleaning_values = {**(cleaning or {}), **preset_cleaning, **variant_cleaning(name), **cleaning_overrides}
+    uses_cleaning = config.pretrain_g.data == "td"  # G's pre-training (or the autoencoder) on cleaned rows
+    if cleaning_overrides and not uses_cleaning:
+        raise BadConfigError(
+            f"variant {variant!r}: it sets cleaning, but this variant does not pre-train on temporal-difference "
+            "cleaned rows, so the setting would be ignored"
+        )
+    return RunSettings(gcl=config, cleaning=CleaningConfig(**cleaning_values) if uses_cleaning else None)
 
 
-def run_settings(config: GCLConfig) -> dict[str, Any]:
-    """The settings a run reads, as plain values: those of its method and pre-training data,
-    without execution settings (so that unread settings re-run nothing when edited)."""
-    unread = set(EXECUTION)
-    if config.pretrain_data != "td":
-        unread |= TD_SETTINGS
-    if config.method == "autoencoder":
-        unread |= NOT_IN_AUTOENCODER
-    return {k: v for k, v in config.to_dict().items() if k not in unread}
+def _flat(sections: Mapping[str, Any]) -> dict[str, Any]:
+    """{"loop": {"epochs": 3}} -> {"loop.epochs": 3}: a preset's values as replace() takes them."""
+    flat = {}
+    for section, values in sections.items():
+        if section == "method":
+            raise BadConfigError(f"training preset: method is set by the variant, not a preset ({dict(sections)})")
+        if not isinstance(values, Mapping):
+            raise BadConfigError(f"training preset: {section} must be a mapping of settings, found {values!r}")
+        flat.update({f"{section}.{key}": value for key, value in values.items()})
+    return flat
 
 
-def stage_settings(config: GCLConfig, seed: int, stage: str) -> dict[str, Any]:
-    """The settings `stage` depends on, as plain values (Snakemake params, rerun triggers)."""
-    if stage not in STAGES:
-        raise BadConfigError(f"unknown training stage {stage!r}; stages are {', '.join(STAGES)}")
-    values = run_settings(config)
-    if stage != "loop":
-        dropped = set(LOOP_ONLY)
-        if config.method == "autoencoder":
-            dropped.discard("epochs")  # the autoencoder's training is its only stage
-        values = {k: v for k, v in values.items() if k not in dropped}
-    if stage == "pretrain_g":
-        values = {k: v for k, v in values.items() if k not in FROM_PRETRAIN_D}
+def stage_params(settings: RunSettings, stage: Stage, seed: int) -> dict[str, Any]:
+    """What `stage`'s job reads (Snakemake params, rerun triggers): `method`, the sections of
+    STAGE_SECTIONS[stage] without the device, and the seed."""
+    values = settings.gcl.sections(STAGE_SECTIONS[Stage(stage)])
+    values["execution"] = {k: v for k, v in values["execution"].items() if k != "device"}
     return {**values, "seed": seed}
 
+
+def stage_config(params: Mapping[str, Any], device: str) -> tuple[GCLConfig, int]:
+    """(GCLConfig, seed) a stage's job trains with: its params, the device it runs on, and
+    defaults for the sections it does not read (and never looks at)."""
+    values = {key: value for key, value in params.items() if key != "seed"}
+    values["execution"] = {**values.get("execution", {}), "device": device}
+    return from_dict(values), int(params["seed"])
+
+
+def variant_pattern(method: str) -> str:
+    """A regex of the variant names (with `~` overrides) whose runs train with `method`, for
+    the wildcard constraints that send a run to the autoencoder's rule or to GCL's rules."""
+    names = [name for name, values in VARIANTS.items() if values.get("method", "gcl") == method]
+    return rf"(?:{'|'.join(names)})(?:~[A-Za-z0-9_.]+=[A-Za-z0-9_.\-]+)*"

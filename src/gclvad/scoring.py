@@ -23,12 +23,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from gclvad.errors import BadVideoError, GclvadError
+from gclvad.video import VIDEO_SUFFIXES
+from gclvad.weights import MARKERS, RANDOM_WEIGHTS, sha256_file
 
 log = logging.getLogger(__name__)
 
 MODELS_FILE = "models.pt"
-RANDOM_WEIGHTS = "random"
-PACKAGE_WEIGHTS = "package"
 # Attributes a cached feature file must share with the run (and the source must not have
 # changed) to be reused instead of extracting again.
 CACHE_KEYS = ("extractor", "weights_sha256", "segment_length", "preprocessing", "source", "source_fingerprint")
@@ -70,12 +70,12 @@ class ScoredVideo:
 
 def read_run(run: str | Path) -> RunRecord:
     """The record of a run folder (or of its models.pt given directly)."""
-    from gclvad.gcl.train import read_models_metadata
+    from gclvad.gcl.store import read_models_metadata
 
     run = Path(run)
     models_path = run if run.is_file() else run / MODELS_FILE
     if not models_path.is_file():
-        raise GclvadError(f"{run}: not a trained run (expected {models_path} from the workflow's train_gcl rule)")
+        raise GclvadError(f"{run}: not a trained run (expected {models_path} written by the workflow's last training stage, rule gcl_loop or autoencoder)")
     metadata = read_models_metadata(models_path)
     missing = [key for key in ("extractor", "segment_length", "weights_sha256") if key not in metadata]
     if missing:
@@ -102,7 +102,7 @@ def weights_argument(weights: str | Path | None, record: RunRecord) -> str | Pat
     """
     given = weights is not None
     text = str(weights if given else record.extractor.get("weights", ""))
-    if text in (RANDOM_WEIGHTS, PACKAGE_WEIGHTS):
+    if text in MARKERS:
         return text
     path = Path(text).absolute()
     if not text or not path.is_file():
@@ -128,7 +128,7 @@ def check_weights_digest(digest: str, weights: str | Path, record: RunRecord) ->
 
 def build_run_extractor(record: RunRecord, weights: str | Path | None, device: str):
     """The run's extractor, with its weights checked by sha256 (before loading, where a file)."""
-    from gclvad.extractors import build_extractor, sha256_file
+    from gclvad.extractors import build_extractor
 
     argument = weights_argument(weights, record)
     if isinstance(argument, Path):
@@ -179,8 +179,6 @@ def video_ids(videos: Iterable[str | Path]) -> dict[str, Path]:
 
 def videos_in_folder(folder: str | Path) -> list[Path]:
     """The video files (by suffix) and frame folders directly inside `folder`, sorted."""
-    from gclvad.datasets.ucf_crime import VIDEO_SUFFIXES
-
     folder = Path(folder)
     if not folder.is_dir():
         raise GclvadError(f"{folder}: folder of videos to score not found")
@@ -226,8 +224,6 @@ def cached_features(path: Path, expected: dict) -> tuple[np.ndarray, dict] | Non
 def video_features(extractor, record: RunRecord, source: Path, path: Path, batch_size: int) -> tuple[np.ndarray, dict]:
     """Features of `source` exactly as the workflow stores them (same dtype), from the cache
     at `path` or freshly extracted into it."""
-    import h5py
-
     from gclvad.extraction import extract_video
     from gclvad.features import read_video_features
 
@@ -250,11 +246,8 @@ def video_features(extractor, record: RunRecord, source: Path, path: Path, batch
         segment_length=record.segment_length,
         batch_size=batch_size,
         dtype=record.extractor.get("dtype", "float16"),
+        extra_attrs={key: expected[key] for key in ("source", "source_fingerprint")},
     )
-    # Marked after the complete file is written: a file killed before this is not reused.
-    with h5py.File(path, "r+") as written:
-        written.attrs["source"] = expected["source"]
-        written.attrs["source_fingerprint"] = expected["source_fingerprint"]
     # Read back rather than kept: the stored dtype's rounding is part of what the run saw.
     return read_video_features(path)
 
@@ -319,7 +312,7 @@ def score_all(
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from gclvad.device import resolve_device
-    from gclvad.gcl.train import load_models
+    from gclvad.gcl.store import load_models
 
     sources = video_ids(videos)  # before any slow work: a typo fails at once
     record = read_run(run)

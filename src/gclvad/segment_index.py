@@ -12,15 +12,14 @@ A bad video has 0 segments, and 0 in the columns decoding could not measure.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from gclvad.datasets.base import Video
+from gclvad.atomic import write_atomic
+from gclvad.datasets.base import Video, is_scored, is_trained
 from gclvad.errors import BadDatasetError, BadVideoError, GclvadError
 from gclvad.video import OK, TRUNCATED, VideoInfo, padded_tail, probe_video, segment_count
 
@@ -129,16 +128,7 @@ def build_segment_index(
 
 def write_segment_index(index: pd.DataFrame, path: Path) -> None:
     """Write the index as TSV; a reader never sees a half-written file (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as out:
-            index.to_csv(out, sep="\t", index=False, columns=COLUMNS)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda temporary: index.to_csv(temporary, sep="\t", index=False, columns=COLUMNS))
 
 
 def read_segment_index(path: Path) -> pd.DataFrame:
@@ -168,3 +158,14 @@ def read_segment_index(path: Path) -> pd.DataFrame:
 def usable_videos(index: pd.DataFrame) -> list[str]:
     """Ids of the videos later steps use: status ok or truncated, in index order."""
     return index.loc[index["status"].isin([OK, TRUNCATED]), "video"].tolist()
+
+
+def split_videos(index: pd.DataFrame, train_on=("train",)) -> tuple[list[str], list[str]]:
+    """(training video ids, scored video ids) among the usable videos of the index, by the
+    datasets' split rule (`is_trained`, `is_scored`): unsplit footage is in both."""
+    usable = index[index["status"].isin([OK, TRUNCATED])]
+    splits = [None if pd.isna(split) or split == "" else split for split in usable["split"]]
+    videos = usable["video"].tolist()
+    train = [video for video, split in zip(videos, splits) if is_trained(split, train_on)]
+    scored = [video for video, split in zip(videos, splits) if is_scored(split)]
+    return train, scored

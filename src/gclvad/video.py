@@ -17,17 +17,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import av
-import torch
+import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.preprocessing import Preprocessing
+
+if TYPE_CHECKING:  # only its methods are called here; importing it would load torch
+    from gclvad.preprocessing import Preprocessing
 
 OK, TRUNCATED = "ok", "truncated"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+# Files taken for videos when a folder is searched (UCF-Crime's root, folders to score).
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ts"})
 
 # A container's declared length is an estimate (edit lists, rounding of durations); only a
 # clear shortfall beyond this many frames (or this fraction) counts as a cut-off file.
@@ -58,13 +62,13 @@ class VideoInfo:
 class Segment:
     """L consecutive frames as network input.
 
-    clip: float32 (3, L, crop_h, crop_w), `Preprocessing.normalize` of the resized frames.
+    clip: torch float32 (3, L, crop_h, crop_w), `Preprocessing.normalize` of the resized frames.
     first_frame: 0-based index of the segment's first frame in the video.
     real_frames: how many of the L frames are real; the rest (only in the last segment)
         repeat the video's last frame.
     """
 
-    clip: torch.Tensor
+    clip: Any  # torch.Tensor
     first_frame: int
     real_frames: int
 
@@ -216,8 +220,8 @@ def probe_video(source: Path) -> VideoInfo:
     return VideoInfo(frames, decoder.fps, width, height, status, decoder.damage)
 
 
-def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Iterator[torch.Tensor]:
-    """uint8 RGB frames (H, W, 3), resized to `preprocessing.resized_shape` of the first frame.
+def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Iterator[np.ndarray]:
+    """uint8 RGB frames (H, W, 3) as numpy arrays, resized to `preprocessing.resized_shape` of the first frame.
 
     Any pixel format (grey, full-range yuvj, 10-bit, odd sizes) comes out as RGB; without a
     preprocessing the frames keep the first frame's size. A truncated source yields the
@@ -233,7 +237,7 @@ def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Ite
         rgb = reformatter.reformat(
             frame, width=target[1], height=target[0], format="rgb24", interpolation="BILINEAR"
         )
-        yield torch.from_numpy(rgb.to_ndarray())
+        yield rgb.to_ndarray()
     if target is None:
         raise _no_frames(Path(source), decoder)
 
@@ -246,12 +250,12 @@ def iter_segments(source: Path, preprocessing: Preprocessing, segment_length: in
     """
     if segment_length < 1:
         raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
-    pending: list[torch.Tensor] = []
+    pending: list[np.ndarray] = []
     first_frame = 0
     for frame in iter_frames(source, preprocessing):
         pending.append(frame)
         if len(pending) == segment_length:
-            yield Segment(preprocessing.normalize(torch.stack(pending)), first_frame, segment_length)
+            yield Segment(preprocessing.normalize(np.stack(pending)), first_frame, segment_length)
             first_frame += segment_length
             pending = []
     if first_frame == 0:
@@ -259,4 +263,4 @@ def iter_segments(source: Path, preprocessing: Preprocessing, segment_length: in
     if pending:
         real = len(pending)
         pending.extend([pending[-1]] * (segment_length - real))
-        yield Segment(preprocessing.normalize(torch.stack(pending)), first_frame, real)
+        yield Segment(preprocessing.normalize(np.stack(pending)), first_frame, real)

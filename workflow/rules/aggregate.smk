@@ -2,16 +2,18 @@
 # Fig 9 (weak supervision).
 
 
-rule aggregate_runs:
+rule aggregate_table:
     input:
-        get_aggregate_runs,
+        get_table_inputs,
     output:
         "results/{dataset}/{table}.tsv",
     log:
         "logs/{dataset}/aggregate_{table}.log",
+    benchmark:
+        "benchmarks/rules/{dataset}/aggregate_{table}.tsv"
     wildcard_constraints:
         table="ablation|seeds|nl_targets|supervision",
     conda:
         "../../envs/gclvad.yaml"
     script:
-        "../scripts/aggregate_runs.py"
+        "../scripts/aggregate_table.py"

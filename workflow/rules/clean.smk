@@ -1,4 +1,6 @@
-# Temporal-difference cleaning (paper §3.3): which training segments pre-train G.
+# Temporal-difference cleaning (paper §3.3): which training segments G trains on. One mask
+# per dataset, extractor and cleaning settings ({cleaning}, e.g. l2-absolute-0.7), shared
+# by every run with those settings.
 
 
 rule clean_features:
@@ -6,14 +8,16 @@ rule clean_features:
         features=rules.merge_features.output[0],
         index=rules.segment_index.output.index,
     output:
-        mask="results/{dataset}/{extractor}/td_mask.npz",
-        summary="results/{dataset}/{extractor}/td_summary.json",
+        mask=f"{CLEANING}/td_mask.npz",
+        summary=f"{CLEANING}/td_summary.json",
     log:
-        "logs/{dataset}/{extractor}/clean_features.log",
+        "logs/{dataset}/{extractor}/cleaning/{cleaning}.log",
+    benchmark:
+        "benchmarks/rules/{dataset}/{extractor}/cleaning/{cleaning}.tsv"
     conda:
         "../../envs/gclvad.yaml"
     params:
-        cleaning=config["cleaning"],
+        cleaning=get_cleaning_params,
         train_on=get_train_on,
     script:
         "../scripts/clean_features.py"

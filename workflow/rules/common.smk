@@ -1,18 +1,56 @@
-# Config validation and the small functions that turn config into targets, inputs and params.
+# Config validation, the path layout, and the small functions that turn config into targets,
+# inputs and params. Settings are read through gclvad.runs, which does not import torch.
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from gclvad.cleaning import CleaningConfig
+from gclvad.errors import GclvadError
+from gclvad.gcl.config import Stage
+from gclvad.runs import run_settings, stage_config, stage_params, variant_pattern
+from gclvad.weights import is_marker
+
 min_version("9.0")
 
 
 validate(config, "../schemas/config.schema.yaml")
+
+
+# ---------------------------------------------------------------- the path layout
+
+FEATURES = "results/{dataset}/features/{extractor}"
+CLEANING = "results/{dataset}/{extractor}/cleaning/{cleaning}"
+RUN = "results/{dataset}/{extractor}/{variant}/seed{seed}"
+RUN_LOGS = "logs/{dataset}/{extractor}/{variant}/seed{seed}"
+RUN_BENCHMARKS = "benchmarks/rules/{dataset}/{extractor}/{variant}/seed{seed}"
+
+# Variant wildcards may carry overrides: GCL_PT~nl_target=gaussian, GCL_WS~supervision=33.
+# The autoencoder variants train in rule `autoencoder`, the GCL ones in pretrain_g,
+# pretrain_d and gcl_loop: the constraints below send each run to its rules.
+AUTOENCODER_VARIANT = variant_pattern("autoencoder")
+GCL_VARIANT = variant_pattern("gcl")
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_\-]+",
+    extractor=r"[A-Za-z0-9_\-]+",
+    variant=r"[A-Za-z0-9_]+(~[A-Za-z0-9_.]+=[A-Za-z0-9_.\-]+)*",
+    seed=r"\d+",
+    cleaning=r"[a-z0-9]+-[a-z]+-[0-9.e+\-]+",
+
+
+def filled(pattern, **values):
+    """A rule's output `pattern` with its wildcards filled in: one path."""
+    (path,) = expand(pattern, **values)
+    return path
+
+
+# ---------------------------------------------------------------- config checks
 
 
 def check_config_references():
@@ -34,19 +72,16 @@ def check_config_references():
 check_config_references()
 
 
-# Variant wildcards may carry overrides: GCL_PT~nl_target=gaussian, GCL_WS~supervision=33.
-wildcard_constraints:
-    dataset=r"[A-Za-z0-9_\-]+",
-    extractor=r"[A-Za-z0-9_\-]+",
-    variant=r"[A-Za-z0-9_]+(~[A-Za-z0-9_]+=[A-Za-z0-9_.\-]+)*",
-    seed=r"\d+",
-
-
 DATASET_HELP = {
     "ucf_crime": "README.md, section 'UCF-Crime'",
     "shanghaitech": "README.md, section 'ShanghaiTech'",
     "generic": "README.md, section 'Your own videos'",
 }
+# Keys of a dataset entry that say how the workflow uses it, not what its files hold.
+WORKFLOW_KEYS = ("extractor", "training", "train_on", "generate")
+
+
+# ---------------------------------------------------------------- datasets
 
 
 def dataset_config(name):
@@ -66,12 +101,12 @@ def generated_manifest(name):
     }
 
 
-def get_dataset_spec(wildcards):
-    """What the dataset reader needs: the config entry, with generated files filled in."""
-    spec = {
-        k: v for k, v in dataset_config(wildcards.dataset).items() if k != "generate"
-    }
-    if "generate" in dataset_config(wildcards.dataset):
+def get_reader_spec(wildcards):
+    """What the dataset reader reads: the entry's file keys (generated files filled in),
+    without the keys that only tell the workflow what to do with the dataset."""
+    entry = dataset_config(wildcards.dataset)
+    spec = {k: v for k, v in entry.items() if k not in WORKFLOW_KEYS}
+    if "generate" in entry:
         spec.update(generated_manifest(wildcards.dataset))
     return spec
 
@@ -97,6 +132,24 @@ def get_generate_params(wildcards):
     return dataset_config(wildcards.dataset)["generate"]
 
 
+def get_train_on(wildcards):
+    return dataset_config(wildcards.dataset).get("train_on", ["train"])
+
+
+def segment_index(dataset):
+    """The segment index table; waits for the checkpoint that writes it."""
+    path = checkpoints.segment_index.get(dataset=dataset).output.index
+    return pd.read_csv(path, sep="\t", dtype={"video": str}, keep_default_na=False)
+
+
+def get_video_source(wildcards):
+    table = segment_index(wildcards.dataset).set_index("video")
+    return table.loc[wildcards.video, "source"]
+
+
+# ---------------------------------------------------------------- extraction
+
+
 def extractor_config(name):
     if name not in config["extractors"]:
         known = ", ".join(sorted(config["extractors"]))
@@ -113,7 +166,7 @@ def get_extractor_params(wildcards):
 def get_weights_file(wildcards):
     """The weights file as an input, so that new weights re-run extraction."""
     weights = extractor_config(wildcards.extractor)["weights"]
-    if weights in ("package", "random"):
+    if is_marker(weights):
         return []
     if not Path(weights).is_file():
         raise WorkflowError(
@@ -132,17 +185,6 @@ def extraction_gpus(wildcards):
     return int(device == "auto" and shutil.which("nvidia-smi") is not None)
 
 
-def segment_index(dataset):
-    """The segment index table; waits for the checkpoint that writes it."""
-    path = checkpoints.segment_index.get(dataset=dataset).output.index
-    return pd.read_csv(path, sep="\t", dtype={"video": str}, keep_default_na=False)
-
-
-def get_video_source(wildcards):
-    table = segment_index(wildcards.dataset).set_index("video")
-    return table.loc[wildcards.video, "source"]
-
-
 def get_video_features(wildcards):
     """Per-video feature files of every usable video of the dataset."""
     # Checked before waiting for the segment index, so that an unknown extractor or a
@@ -150,22 +192,113 @@ def get_video_features(wildcards):
     get_weights_file(wildcards)
     table = segment_index(wildcards.dataset)
     usable = table.loc[table["status"].isin(["ok", "truncated"]), "video"]
-    return expand(
-        "results/{dataset}/features/{extractor}/{video}.h5",
-        dataset=wildcards.dataset,
-        extractor=wildcards.extractor,
-        video=usable,
-    )
+    return expand(rules.extract_features.output[0], video=usable, **wildcards)
 
 
-def default_run(dataset):
-    entry = dataset_config(dataset)
-    variant, seed = config["default_variant"], config["seed"]
-    return f"results/{dataset}/{entry['extractor']}/{variant}/seed{seed}"
+# ---------------------------------------------------------------- runs
+
+
+def settings_of(wildcards):
+    """The RunSettings of a run (package preset, config preset, cleaning, variant)."""
+    preset_name = dataset_config(wildcards.dataset).get("training", "small")
+    try:
+        return run_settings(
+            config["training"]["presets"][preset_name],
+            wildcards.variant,
+            config["cleaning"],
+            config["device"],
+        )
+    except GclvadError as error:  # a bad variant or preset: name the run it belongs to
+        raise WorkflowError(f"run {RUN.format(**wildcards)}: {error}") from None
+
+
+def get_stage_params(stage):
+    """A params function giving the settings `stage` reads (and nothing more)."""
+
+    def stage_params_of(wildcards):
+        return stage_params(settings_of(wildcards), stage, int(wildcards.seed))
+
+    return stage_params_of
+
+
+def get_labels_spec(stage):
+    """The reader spec for a stage that reads video labels (one-class, weak supervision), else nothing."""
+
+    def labels_spec(wildcards):
+        stage_gcl, _ = stage_config(get_stage_params(stage)(wildcards), "cpu")
+        return get_reader_spec(wildcards) if stage_gcl.reads_labels else {}
+
+    return labels_spec
+
+
+def get_cleaning_params(wildcards):
+    return CleaningConfig.from_name(wildcards.cleaning).to_dict()
+
+
+def get_training_inputs(stage):
+    """Features and index, the TD mask for G's training on cleaned rows, the previous
+    stage's networks for D's pre-training and the loop."""
+
+    def training_inputs(wildcards):
+        inputs = {
+            "features": filled(rules.merge_features.output[0], **wildcards),
+            "index": filled(rules.segment_index.output.index, **wildcards),
+        }
+        settings = settings_of(wildcards)
+        if stage in (Stage.PRETRAIN_G, Stage.AUTOENCODER) and settings.cleaning:
+            cleaned = {"cleaning": settings.cleaning.name, **wildcards}
+            inputs["td_mask"] = filled(rules.clean_features.output.mask, **cleaned)
+            inputs["td_summary"] = filled(rules.clean_features.output.summary, **cleaned)
+        before = settings.gcl.stages[: settings.gcl.stages.index(stage)]
+        if before:
+            previous = {Stage.PRETRAIN_G: rules.pretrain_g, Stage.PRETRAIN_D: rules.pretrain_d}
+            inputs["initial"] = filled(previous[before[-1]].output[0], **wildcards)
+        return inputs
+
+    return training_inputs
+
+
+def get_run_metadata(wildcards):
+    """What a run's models file records about where it came from (for reports and scoring):
+    only settings the run reads, so that editing others (e.g. `cleaning` for AE_AllData)
+    does not re-run it."""
+    run = {
+        "dataset": wildcards.dataset,
+        "extractor": get_extractor_params(wildcards),
+        "segment_length": config["segment_length"],
+        "variant": wildcards.variant,
+        "seed": int(wildcards.seed),
+        "settings": settings_of(wildcards).to_dict(),
+    }
+    digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()
+    return run | {"config_sha256": digest}
+
+
+# ---------------------------------------------------------------- targets
+
+
+def default_run(dataset, **fields):
+    """Wildcard values of the dataset's default run (its extractor, default variant, seed)."""
+    values = {
+        "dataset": dataset,
+        "extractor": dataset_config(dataset)["extractor"],
+        "variant": config["default_variant"],
+        "seed": config["seed"],
+    }
+    return values | fields
+
+
+def get_default_run_auc(wildcards):
+    return filled(rules.evaluate_run.output.auc, **default_run(wildcards.dataset))
+
+
+def get_default_plots(wildcards):
+    return expand(list(rules.plot_run.output), **default_run(wildcards.dataset))
 
 
 def get_final_output():
-    """Targets of `snakemake` without arguments: every dataset whose inputs are present."""
+    """Targets of `snakemake` without arguments: every dataset whose inputs are present, with
+    the Fig-4 histograms of its default run."""
     targets = []
     for name, entry in config["datasets"].items():
         if (
@@ -173,97 +306,26 @@ def get_final_output():
             or Path(entry.get("root", entry.get("manifest", ""))).exists()
         ):
             targets.append(f"results/{name}/auc.json")
+            targets += expand(f"{RUN}/plots/score_histograms.png", **default_run(name))
     return targets
-
-
-def run_path(wildcards, variant=None, seed=None):
-    """The run folder of this dataset and extractor for a variant and seed."""
-    return (
-        f"results/{wildcards.dataset}/{wildcards.extractor}/"
-        f"{variant or wildcards.variant}/seed{wildcards.seed if seed is None else seed}"
-    )
-
-
-def get_train_on(wildcards):
-    return dataset_config(wildcards.dataset).get("train_on", ["train"])
-
-
-def get_training_inputs(wildcards):
-    """Features and index of the run's dataset, plus the TD mask when the variant uses it."""
-    inputs = {
-        "features": f"results/{wildcards.dataset}/features/{wildcards.extractor}.h5",
-        "index": f"results/{wildcards.dataset}/segments.tsv",
-    }
-    if run_config_of(wildcards.variant, wildcards.dataset).pretrain_data == "td":
-        cleaned = f"results/{wildcards.dataset}/{wildcards.extractor}"
-        inputs["td_mask"] = f"{cleaned}/td_mask.npz"
-        inputs["td_summary"] = f"{cleaned}/td_summary.json"
-    return inputs
-
-
-def get_run_metadata(wildcards):
-    """What a run's models file records about where it came from (for reports and scoring).
-
-    Only settings the run reads, so that editing others (e.g. `cleaning` for AE_AllData)
-    does not re-run it."""
-    from gclvad.runs import run_settings
-
-    gcl = run_config_of(wildcards.variant, wildcards.dataset)
-    run = {
-        "dataset": wildcards.dataset,
-        "extractor": get_extractor_params(wildcards),
-        "segment_length": config["segment_length"],
-        "variant": wildcards.variant,
-        "seed": int(wildcards.seed),
-        "gcl": run_settings(gcl),
-    }
-    if gcl.pretrain_data == "td":
-        run["cleaning_settings"] = config["cleaning"]
-    digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()
-    return run | {"config_sha256": digest}
-
-
-def run_config_of(variant, dataset):
-    """The GCLConfig of a run (package preset, config preset, cleaning, variant)."""
-    from gclvad.runs import run_config
-
-    preset_name = dataset_config(dataset).get("training", "small")
-    return run_config(
-        config["training"]["presets"][preset_name],
-        variant,
-        config["cleaning"],
-        config["device"],
-    )
-
-
-def get_stage_params(stage):
-    """A params function giving the settings `stage` depends on (and nothing more)."""
-
-    def stage_params(wildcards):
-        from gclvad.runs import stage_settings
-
-        gcl = run_config_of(wildcards.variant, wildcards.dataset)
-        return stage_settings(gcl, int(wildcards.seed), stage)
-
-    return stage_params
-
-
-def get_default_run_auc(wildcards):
-    return f"{default_run(wildcards.dataset)}/auc.json"
-
-
-def get_default_plots(wildcards):
-    run = default_run(wildcards.dataset)
-    names = ["roc", "score_histograms", "video_scores", "training_curves"]
-    return [f"{run}/plots/{name}.png" for name in names]
 
 
 def get_baseline_scores(wildcards):
     """Scores of the plain autoencoder (AE_AllData) for the histogram figure."""
-    return f"{run_path(wildcards, variant='AE_AllData')}/scores.h5"
+    return filled(rules.score_run.output[0], **(dict(wildcards) | {"variant": "AE_AllData"}))
 
 
-def aggregate_runs(table):
+def run_figure(name, caption):
+    """A run's figure, collected by `snakemake --report`."""
+    return report(
+        f"{RUN}/plots/{name}.png",
+        caption=f"../report/{caption}.rst",
+        category="{dataset}",
+        subcategory="{variant} seed {seed}",
+    )
+
+
+def table_runs(table):
     """(variant, seed) of every run a table gathers (paper Table 2, Fig 10, Fig 5, Fig 9)."""
     experiments, seed = config["experiments"], config["seed"]
     if table == "ablation":
@@ -275,11 +337,9 @@ def aggregate_runs(table):
     return [(f"GCL_WS~supervision={p:g}", seed) for p in experiments["supervision"]]
 
 
-def get_aggregate_runs(wildcards):
+def get_table_inputs(wildcards):
     """auc.json of every run a table gathers, on the dataset's default extractor."""
-    extractor = dataset_config(wildcards.dataset)["extractor"]
-    runs = aggregate_runs(wildcards.table)
     return [
-        f"results/{wildcards.dataset}/{extractor}/{variant}/seed{seed}/auc.json"
-        for variant, seed in runs
+        filled(rules.evaluate_run.output.auc, **default_run(wildcards.dataset, variant=v, seed=s))
+        for v, s in table_runs(wildcards.table)
     ]

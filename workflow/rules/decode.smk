@@ -6,6 +6,8 @@ rule generate_demo:
         **generated_manifest("{dataset}"),
     log:
         "logs/{dataset}/generate_demo.log",
+    benchmark:
+        "benchmarks/rules/{dataset}/generate_demo.tsv"
     conda:
         "../../envs/gclvad.yaml"
     params:
@@ -26,7 +28,7 @@ checkpoint segment_index:
     conda:
         "../../envs/gclvad.yaml"
     params:
-        dataset=get_dataset_spec,
+        spec=get_reader_spec,
         segment_length=config["segment_length"],
         on_bad_video=config["on_bad_video"],
     script:

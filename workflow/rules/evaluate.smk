@@ -1,15 +1,18 @@
-# Frame scores of every scored video, then the frame-level ROC AUC of the run.
+# Frame scores of every scored video of a run, then its frame-level ROC AUC, then the
+# dataset's headline result (the default run).
 
 
-rule score_videos:
+rule score_run:
     input:
-        models=rules.train_gcl.output.models,
+        models=rules.gcl_loop.output.models,
         features=rules.merge_features.output[0],
         index=rules.segment_index.output.index,
     output:
-        "results/{dataset}/{extractor}/{variant}/seed{seed}/scores.h5",
+        f"{RUN}/scores.h5",
     log:
-        "logs/{dataset}/{extractor}/{variant}/seed{seed}/score_videos.log",
+        f"{RUN_LOGS}/score_run.log",
+    benchmark:
+        f"{RUN_BENCHMARKS}/score_run.tsv"
     conda:
         "../../envs/gclvad.yaml"
     params:
@@ -17,25 +20,26 @@ rule score_videos:
         segment_length=config["segment_length"],
         device=config["device"],
     script:
-        "../scripts/score_videos.py"
+        "../scripts/score_run.py"
 
 
 rule evaluate_run:
     input:
-        scores=rules.score_videos.output[0],
+        scores=rules.score_run.output[0],
         index=rules.segment_index.output.index,
-        training_log=rules.train_gcl.output.log,
-        epoch_scores=rules.train_gcl.output.epoch_scores,
-        models=rules.train_gcl.output.models,
+        epoch_scores=rules.gcl_loop.output.epoch_scores,
+        models=rules.gcl_loop.output.models,
     output:
-        auc="results/{dataset}/{extractor}/{variant}/seed{seed}/auc.json",
-        curve="results/{dataset}/{extractor}/{variant}/seed{seed}/diagnostic_auc_per_epoch.tsv",
+        auc=f"{RUN}/auc.json",
+        curve=f"{RUN}/diagnostic_auc_per_epoch.tsv",
     log:
-        "logs/{dataset}/{extractor}/{variant}/seed{seed}/evaluate_run.log",
+        f"{RUN_LOGS}/evaluate_run.log",
+    benchmark:
+        f"{RUN_BENCHMARKS}/evaluate_run.tsv"
     conda:
         "../../envs/gclvad.yaml"
     params:
-        dataset=get_dataset_spec,
+        spec=get_reader_spec,
         segment_length=config["segment_length"],
     script:
         "../scripts/evaluate_run.py"
@@ -49,6 +53,8 @@ rule dataset_auc:
         "results/{dataset}/auc.json",
     log:
         "logs/{dataset}/dataset_auc.log",
+    benchmark:
+        "benchmarks/rules/{dataset}/dataset_auc.tsv"
     conda:
         "../../envs/gclvad.yaml"
     script:

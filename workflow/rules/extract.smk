@@ -6,7 +6,7 @@ rule extract_features:
         video=get_video_source,
         weights=get_weights_file,
     output:
-        "results/{dataset}/features/{extractor}/{video}.h5",
+        f"{FEATURES}/{{video}}.h5",
     log:
         "logs/{dataset}/extract/{extractor}/{video}.log",
     benchmark:
@@ -28,9 +28,11 @@ rule merge_features:
     input:
         get_video_features,
     output:
-        "results/{dataset}/features/{extractor}.h5",
+        f"{FEATURES}.h5",
     log:
         "logs/{dataset}/merge_features/{extractor}.log",
+    benchmark:
+        "benchmarks/rules/{dataset}/merge_features/{extractor}.tsv"
     conda:
         "../../envs/gclvad.yaml"
     script:

@@ -3,8 +3,11 @@
 # ("Directory cannot be locked"). The running run records its host and process id; when
 # that process is gone, the next invocation releases the lock, so re-running the command
 # resumes. A live run keeps its lock: a concurrent invocation is still refused.
+import json
 import os
 import socket
+import sys
+from pathlib import Path
 
 RUN_RECORD = Path(".snakemake/gclvad-running.json")
 

@@ -1,44 +1,46 @@
-# Figures of a run, collected by `snakemake --report`.
+# Figures of a run, collected by `snakemake --report`. The Fig-4 histograms compare the run
+# with the AE_AllData baseline, so they are their own target (built by `all` and the
+# report), and the dataset's auc.json does not wait for the baseline to train.
 
 
 rule plot_run:
     input:
-        scores=rules.score_videos.output[0],
-        baseline=get_baseline_scores,
-        training_log=rules.train_gcl.output.log,
+        scores=rules.score_run.output[0],
+        training_log=rules.gcl_loop.output.log,
         curve=rules.evaluate_run.output.curve,
         index=rules.segment_index.output.index,
     output:
-        roc=report(
-            "results/{dataset}/{extractor}/{variant}/seed{seed}/plots/roc.png",
-            caption="../report/roc.rst",
-            category="{dataset}",
-            subcategory="{variant} seed {seed}",
-        ),
-        histograms=report(
-            "results/{dataset}/{extractor}/{variant}/seed{seed}/plots/score_histograms.png",
-            caption="../report/histograms.rst",
-            category="{dataset}",
-            subcategory="{variant} seed {seed}",
-        ),
-        videos=report(
-            "results/{dataset}/{extractor}/{variant}/seed{seed}/plots/video_scores.png",
-            caption="../report/video_scores.rst",
-            category="{dataset}",
-            subcategory="{variant} seed {seed}",
-        ),
-        curves=report(
-            "results/{dataset}/{extractor}/{variant}/seed{seed}/plots/training_curves.png",
-            caption="../report/training_curves.rst",
-            category="{dataset}",
-            subcategory="{variant} seed {seed}",
-        ),
+        roc=run_figure("roc", "roc"),
+        videos=run_figure("video_scores", "video_scores"),
+        curves=run_figure("training_curves", "training_curves"),
     log:
-        "logs/{dataset}/{extractor}/{variant}/seed{seed}/plot_run.log",
+        f"{RUN_LOGS}/plot_run.log",
+    benchmark:
+        f"{RUN_BENCHMARKS}/plot_run.tsv"
     conda:
         "../../envs/gclvad.yaml"
     params:
-        dataset=get_dataset_spec,
+        spec=get_reader_spec,
         title="{dataset} {extractor} {variant} seed {seed}",
     script:
         "../scripts/plot_run.py"
+
+
+rule plot_histograms:
+    input:
+        scores=rules.score_run.output[0],
+        baseline=get_baseline_scores,
+        index=rules.segment_index.output.index,
+    output:
+        run_figure("score_histograms", "histograms"),
+    log:
+        f"{RUN_LOGS}/plot_histograms.log",
+    benchmark:
+        f"{RUN_BENCHMARKS}/plot_histograms.tsv"
+    conda:
+        "../../envs/gclvad.yaml"
+    params:
+        spec=get_reader_spec,
+        title="{dataset} {extractor} {variant} seed {seed}",
+    script:
+        "../scripts/plot_histograms.py"

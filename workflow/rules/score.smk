@@ -6,12 +6,14 @@
 
 rule score_folder:
     input:
-        models=rules.train_gcl.output.models,
+        models=rules.gcl_loop.output.models,
         videos="resources/score/{folder}",
     output:
-        "results/{dataset}/{extractor}/{variant}/seed{seed}/scored/{folder}/scores.tsv",
+        f"{RUN}/scored/{{folder}}/scores.tsv",
     log:
-        "logs/{dataset}/{extractor}/{variant}/seed{seed}/score_folder/{folder}.log",
+        f"{RUN_LOGS}/score_folder/{{folder}}.log",
+    benchmark:
+        f"{RUN_BENCHMARKS}/score_folder/{{folder}}.tsv"
     wildcard_constraints:
         folder=r"[A-Za-z0-9_\-]+",
     conda:

@@ -1,76 +1,107 @@
-# The three training stages of a run: G pre-training, D pre-training, the cooperative loop.
-# Each stage's params hold only the settings it depends on, so an edit re-runs what it must.
-# A stage checkpoints every epoch (params.checkpoint) and resumes from it after a kill.
+# The training stages of a run, one rule each, named as gclvad.gcl.config.Stage names them:
+# GCL variants train in pretrain_g -> pretrain_d -> gcl_loop (a variant without
+# pre-training runs gcl_loop alone), the autoencoder baselines in autoencoder. Each stage's
+# params hold only the settings it reads; it checkpoints every epoch (params.checkpoint)
+# and resumes from it after a kill.
 
 
-rule pretrain_generator:
+rule pretrain_g:
     input:
-        unpack(get_training_inputs),
+        unpack(get_training_inputs(Stage.PRETRAIN_G)),
     output:
-        "results/{dataset}/{extractor}/{variant}/seed{seed}/G_pretrained.pt",
+        f"{RUN}/G_pretrained.pt",
     log:
-        "logs/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_generator.log",
+        f"{RUN_LOGS}/pretrain_g.log",
     benchmark:
-        "benchmarks/rules/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_generator.tsv"
+        f"{RUN_BENCHMARKS}/pretrain_g.tsv"
+    wildcard_constraints:
+        variant=GCL_VARIANT,
     conda:
         "../../envs/gclvad.yaml"
     threads: 2
     params:
-        gcl=get_stage_params("pretrain_g"),
-        dataset=get_dataset_spec,
+        gcl=get_stage_params(Stage.PRETRAIN_G),
+        labels=get_labels_spec(Stage.PRETRAIN_G),
         train_on=get_train_on,
         device=config["device"],
-        checkpoint="results/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_g.ckpt",
+        checkpoint=f"{RUN}/pretrain_g.ckpt",
     script:
-        "../scripts/pretrain_generator.py"
+        "../scripts/train_stage.py"
 
 
-rule pretrain_discriminator:
+rule pretrain_d:
     input:
-        features=rules.merge_features.output[0],
-        index=rules.segment_index.output.index,
-        generator=rules.pretrain_generator.output[0],
+        unpack(get_training_inputs(Stage.PRETRAIN_D)),
     output:
-        "results/{dataset}/{extractor}/{variant}/seed{seed}/D_pretrained.pt",
+        f"{RUN}/D_pretrained.pt",
     log:
-        "logs/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_discriminator.log",
+        f"{RUN_LOGS}/pretrain_d.log",
     benchmark:
-        "benchmarks/rules/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_discriminator.tsv"
+        f"{RUN_BENCHMARKS}/pretrain_d.tsv"
+    wildcard_constraints:
+        variant=GCL_VARIANT,
     conda:
         "../../envs/gclvad.yaml"
     threads: 2
     params:
-        gcl=get_stage_params("pretrain_d"),
-        dataset=get_dataset_spec,
+        gcl=get_stage_params(Stage.PRETRAIN_D),
+        labels=get_labels_spec(Stage.PRETRAIN_D),
         train_on=get_train_on,
         device=config["device"],
-        checkpoint="results/{dataset}/{extractor}/{variant}/seed{seed}/pretrain_d.ckpt",
+        checkpoint=f"{RUN}/pretrain_d.ckpt",
     script:
-        "../scripts/pretrain_discriminator.py"
+        "../scripts/train_stage.py"
 
 
-rule train_gcl:
+rule gcl_loop:
     input:
-        features=rules.merge_features.output[0],
-        index=rules.segment_index.output.index,
-        discriminator=rules.pretrain_discriminator.output[0],
+        unpack(get_training_inputs(Stage.GCL_LOOP)),
     output:
-        models="results/{dataset}/{extractor}/{variant}/seed{seed}/models.pt",
-        log="results/{dataset}/{extractor}/{variant}/seed{seed}/training_log.tsv",
-        epoch_scores="results/{dataset}/{extractor}/{variant}/seed{seed}/epoch_scores.npz",
+        models=f"{RUN}/models.pt",
+        log=f"{RUN}/training_log.tsv",
+        epoch_scores=f"{RUN}/epoch_scores.npz",
     log:
-        "logs/{dataset}/{extractor}/{variant}/seed{seed}/train_gcl.log",
+        f"{RUN_LOGS}/gcl_loop.log",
     benchmark:
-        "benchmarks/rules/{dataset}/{extractor}/{variant}/seed{seed}/train_gcl.tsv"
+        f"{RUN_BENCHMARKS}/gcl_loop.tsv"
+    wildcard_constraints:
+        variant=GCL_VARIANT,
     conda:
         "../../envs/gclvad.yaml"
     threads: 2
     params:
-        gcl=get_stage_params("loop"),
-        dataset=get_dataset_spec,
+        gcl=get_stage_params(Stage.GCL_LOOP),
+        labels=get_labels_spec(Stage.GCL_LOOP),
         train_on=get_train_on,
         device=config["device"],
         run=get_run_metadata,
-        checkpoint="results/{dataset}/{extractor}/{variant}/seed{seed}/loop.ckpt",
+        checkpoint=f"{RUN}/gcl_loop.ckpt",
     script:
-        "../scripts/train_gcl.py"
+        "../scripts/train_stage.py"
+
+
+rule autoencoder:
+    input:
+        unpack(get_training_inputs(Stage.AUTOENCODER)),
+    output:
+        models=f"{RUN}/models.pt",
+        log=f"{RUN}/training_log.tsv",
+        epoch_scores=f"{RUN}/epoch_scores.npz",
+    log:
+        f"{RUN_LOGS}/autoencoder.log",
+    benchmark:
+        f"{RUN_BENCHMARKS}/autoencoder.tsv"
+    wildcard_constraints:
+        variant=AUTOENCODER_VARIANT,
+    conda:
+        "../../envs/gclvad.yaml"
+    threads: 2
+    params:
+        gcl=get_stage_params(Stage.AUTOENCODER),
+        labels=get_labels_spec(Stage.AUTOENCODER),
+        train_on=get_train_on,
+        device=config["device"],
+        run=get_run_metadata,
+        checkpoint=f"{RUN}/autoencoder.ckpt",
+    script:
+        "../scripts/train_stage.py"

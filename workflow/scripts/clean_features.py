@@ -3,10 +3,10 @@ from gclvad.pipeline import clean_training_features
 
 with job_log(snakemake.log[0]):
     clean_training_features(
-        snakemake.input.features,
-        snakemake.input.index,
-        snakemake.params.train_on,
-        snakemake.params.cleaning,
-        snakemake.output.mask,
-        snakemake.output.summary,
+        features_path=snakemake.input.features,
+        index_path=snakemake.input.index,
+        train_on=snakemake.params.train_on,
+        cleaning=snakemake.params.cleaning,
+        mask_path=snakemake.output.mask,
+        summary_path=snakemake.output.summary,
     )

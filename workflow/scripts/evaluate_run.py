@@ -3,13 +3,12 @@ from gclvad.pipeline import evaluate_run
 
 with job_log(snakemake.log[0]):
     evaluate_run(
-        snakemake.input.scores,
-        snakemake.input.index,
-        snakemake.params.dataset,
-        snakemake.input.training_log,
-        snakemake.input.epoch_scores,
-        snakemake.input.models,
-        snakemake.params.segment_length,
-        snakemake.output.auc,
-        snakemake.output.curve,
+        scores_path=snakemake.input.scores,
+        index_path=snakemake.input.index,
+        spec=snakemake.params.spec,
+        epoch_scores_path=snakemake.input.epoch_scores,
+        models_path=snakemake.input.models,
+        segment_length=snakemake.params.segment_length,
+        out_auc=snakemake.output.auc,
+        out_curve=snakemake.output.curve,
     )

@@ -3,9 +3,9 @@ from gclvad.pipeline import extract_video_features
 
 with job_log(snakemake.log[0]):
     extract_video_features(
-        snakemake.input.video,
-        snakemake.output[0],
-        snakemake.params.extractor,
-        snakemake.params.segment_length,
-        snakemake.params.device,
+        source=snakemake.input.video,
+        out_path=snakemake.output[0],
+        extractor=snakemake.params.extractor,
+        segment_length=snakemake.params.segment_length,
+        device=snakemake.params.device,
     )

@@ -2,4 +2,4 @@ from gclvad.logs import job_log
 from gclvad.pipeline import generate_demo_dataset
 
 with job_log(snakemake.log[0]):
-    generate_demo_dataset(snakemake.output.manifest, snakemake.params.generate)
+    generate_demo_dataset(manifest=snakemake.output.manifest, generate=snakemake.params.generate)

@@ -2,4 +2,4 @@ from gclvad.logs import job_log
 from gclvad.pipeline import merge_features
 
 with job_log(snakemake.log[0]):
-    merge_features(snakemake.input, snakemake.output[0])
+    merge_features(parts=snakemake.input, out_path=snakemake.output[0])

@@ -3,12 +3,11 @@ from gclvad.pipeline import plot_run
 
 with job_log(snakemake.log[0]):
     plot_run(
-        snakemake.input.scores,
-        snakemake.input.baseline,
-        snakemake.input.index,
-        snakemake.params.dataset,
-        snakemake.input.training_log,
-        snakemake.input.curve,
-        snakemake.output,
+        scores_path=snakemake.input.scores,
+        index_path=snakemake.input.index,
+        spec=snakemake.params.spec,
+        training_log_path=snakemake.input.training_log,
+        curve_path=snakemake.input.curve,
+        outputs=snakemake.output,
         title=snakemake.params.title,
     )

@@ -3,8 +3,8 @@ from gclvad.pipeline import index_dataset
 
 with job_log(snakemake.log[0]):
     index_dataset(
-        snakemake.params.dataset,
-        snakemake.params.segment_length,
-        snakemake.params.on_bad_video,
-        snakemake.output.index,
+        spec=snakemake.params.spec,
+        segment_length=snakemake.params.segment_length,
+        on_bad_video=snakemake.params.on_bad_video,
+        out_path=snakemake.output.index,
     )

@@ -76,12 +76,22 @@ class Video:
         return None
 
 
+def is_trained(split: str | None, train_on: Iterable[str] = (TRAIN,)) -> bool:
+    """Whether a video of `split` feeds training: the splits in `train_on`, and unsplit
+    footage (split None), which is both trained on and scored."""
+    return split is None or split in set(train_on)
+
+
+def is_scored(split: str | None) -> bool:
+    """Whether a video of `split` gets frame scores: the test split, and unsplit footage."""
+    return split is None or split == TEST
+
+
 def training_videos(videos: Iterable[Video], train_on: Iterable[str] = (TRAIN,)) -> list[Video]:
-    """Videos that feed training: the splits named in `train_on`, plus unsplit footage."""
-    splits = set(train_on)
-    return [v for v in videos if v.split is None or v.split in splits]
+    """Videos that feed training (`is_trained`)."""
+    return [v for v in videos if is_trained(v.split, train_on)]
 
 
 def scored_videos(videos: Iterable[Video]) -> list[Video]:
-    """Videos that get frame scores: the test split, plus unsplit footage."""
-    return [v for v in videos if v.split is None or v.split == TEST]
+    """Videos that get frame scores (`is_scored`)."""
+    return [v for v in videos if is_scored(v.split)]

@@ -32,11 +32,11 @@ from gclvad.datasets.generic import (
     spec_path,
 )
 from gclvad.errors import BadDatasetError
+from gclvad.video import VIDEO_SUFFIXES
 
 NORMAL_PREFIX = "Normal_Videos"
 NORMAL_CLASS = "Normal"
 CSV_HEADER = "video-id"
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v"}
 
 
 def read_ucf_crime(spec: dict) -> list[Video]:

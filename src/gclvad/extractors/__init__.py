@@ -13,12 +13,8 @@ from typing import Callable
 import torch
 
 from gclvad.errors import GclvadError
-from gclvad.extractors.base import (
-    Extractor,
-    RandomWeightsWarning,
-    is_random_weights,
-    sha256_file,
-)
+from gclvad.extractors.base import Extractor, RandomWeightsWarning
+from gclvad.weights import is_random_weights, sha256_file
 
 __all__ = [
     "EXTRACTOR_NAMES",

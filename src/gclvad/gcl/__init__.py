@@ -1,40 +1,14 @@
-"""Generative Cooperative Learning (Zaheer et al., CVPR 2022): config, networks, labels, training.
+"""Generative Cooperative Learning (Zaheer et al., CVPR 2022): one module per concept.
 
-Public API:
-    GCLConfig, from_dict, get_preset, preset_names      (gcl.config)
-    get_variant, variant_names                          (gcl.variants)
-    TrainingData, TrainResult, train                    (gcl.train)
-    save_models, load_models, score, Models             (gcl.train, gcl.models)
+    config      GCLConfig in sections, Stage, presets               (no torch)
+    variants    the paper's variants as named configs               (no torch)
+    models      the networks G and D
+    labels      pseudo-labels and negative-learning targets
+    data        the training data contract and row selection
+    train       the training loop, stage by stage
+    checkpoint  checkpoints with every random state
+    store       the models file, and scoring with it
+
+This package file imports nothing, so that reading settings (the workflow's DAG process
+does) never loads torch.
 """
-
-from gclvad.gcl.config import BadConfigError, GCLConfig, from_dict, get_preset, preset_names
-from gclvad.gcl.models import Models
-from gclvad.gcl.train import (
-    BadTrainingDataError,
-    TrainingData,
-    TrainResult,
-    load_models,
-    save_models,
-    score,
-    train,
-)
-from gclvad.gcl.variants import LABEL_READING_VARIANTS, get_variant, variant_names
-
-__all__ = [
-    "BadConfigError",
-    "BadTrainingDataError",
-    "GCLConfig",
-    "LABEL_READING_VARIANTS",
-    "Models",
-    "TrainResult",
-    "TrainingData",
-    "from_dict",
-    "get_preset",
-    "get_variant",
-    "load_models",
-    "preset_names",
-    "save_models",
-    "score",
-    "train",
-    "variant_names",
-]

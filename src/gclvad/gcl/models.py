@@ -13,6 +13,7 @@ names no activations or normalisation, so these are choices recorded in `GCLConf
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +41,8 @@ class Generator(nn.Module):
 
     def __init__(self, dim: int, config: GCLConfig):
         super().__init__()
-        self.net = _mlp([dim, *config.g_hidden, dim], config.activation, config.dropout)
+        arch = config.architecture
+        self.net = _mlp([dim, *arch.g_hidden, dim], arch.activation, arch.dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
@@ -51,7 +53,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, dim: int, config: GCLConfig):
         super().__init__()
-        self.net = _mlp([dim, *config.d_hidden, 1], config.activation, config.dropout)
+        arch = config.architecture
+        self.net = _mlp([dim, *arch.d_hidden, 1], arch.activation, arch.dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features).squeeze(-1)
@@ -60,9 +63,21 @@ class Discriminator(nn.Module):
         return torch.sigmoid(self.forward(features))
 
 
+def squared_error(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row squared L2 distance ||target - reconstruction||^2 (paper Eq. 1, before the mean), in fp32."""
+    return (reconstruction.float() - target.float()).pow(2).sum(dim=1)
+
+
 def reconstruction_error(generator: Generator, features: torch.Tensor) -> torch.Tensor:
-    """Per-row squared L2 reconstruction error ||f - G(f)||^2 (paper Eq. 1, before the mean)."""
-    return (generator(features).float() - features.float()).pow(2).sum(dim=1)
+    """Per-row squared L2 reconstruction error ||f - G(f)||^2 of `features` (N, d) -> (N,)."""
+    return squared_error(generator(features), features)
+
+
+def autocast(precision: str, device: torch.device):
+    """A context-manager factory: forward passes under bf16 autocast, or as they are (fp32)."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 @dataclass
@@ -73,6 +88,12 @@ class Models:
     dim: int
     generator: Generator
     discriminator: Discriminator | None
+
+    def eval(self) -> None:
+        """Both networks in eval mode (no dropout): how they label and score."""
+        self.generator.eval()
+        if self.discriminator is not None:
+            self.discriminator.eval()
 
 
 def build_models(config: GCLConfig, dim: int) -> Models:

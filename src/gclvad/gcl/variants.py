@@ -24,26 +24,31 @@ Decisions where the paper is not explicit:
 * GCL_soft, GCL_Gself: ablations of the full unsupervised system, so pre-trained like
   GCL_PT. In GCL_Gself D is still trained on G's labels and still scores (paper §3.4);
   only G's negative-learning labels come from G itself.
-* AE_* variants train G only (no D) for `epochs` epochs and score with G's error.
+* AE_* variants train G only (no D), in their one stage `autoencoder`, on the rows and for the
+  epochs of the `pretrain_g` section (the paper's AE_TD is G's pre-training on its own), and
+  score with G's error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gclvad.gcl.config import BadConfigError, GCLConfig, PRESETS, from_dict
+from gclvad.gcl.config import PRESETS, BadConfigError, GCLConfig, from_dict, merged
+
+_AUTOENCODER = {"method": "autoencoder", "scoring": {"model": "g"}}
+_GCL_PT = {"method": "gcl", "pretrain_g": {"data": "td"}}
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "AE_AllData": {"method": "autoencoder", "pretrain_data": "all", "score_model": "g"},
-    "AE_OCC": {"method": "autoencoder", "pretrain_data": "normal", "score_model": "g"},
-    "AE_TD": {"method": "autoencoder", "pretrain_data": "td", "score_model": "g"},
-    "GCL_wo_NL": {"method": "gcl", "pretrain_data": "none", "nl_target": "none"},
-    "GCL_B": {"method": "gcl", "pretrain_data": "none"},
-    "GCL_PT": {"method": "gcl", "pretrain_data": "td"},
-    "GCL_OCC": {"method": "gcl", "pretrain_data": "normal"},
-    "GCL_WS": {"method": "gcl", "pretrain_data": "td", "supervision_fraction": 1.0},
-    "GCL_soft": {"method": "gcl", "pretrain_data": "td", "d_targets": "soft"},
-    "GCL_Gself": {"method": "gcl", "pretrain_data": "td", "g_label_source": "g"},
+    "AE_AllData": merged(_AUTOENCODER, {"pretrain_g": {"data": "all"}}),
+    "AE_OCC": merged(_AUTOENCODER, {"pretrain_g": {"data": "normal"}}),
+    "AE_TD": merged(_AUTOENCODER, {"pretrain_g": {"data": "td"}}),
+    "GCL_wo_NL": {"method": "gcl", "pretrain_g": {"data": "none"}, "loop": {"nl_target": "none"}},
+    "GCL_B": {"method": "gcl", "pretrain_g": {"data": "none"}},
+    "GCL_PT": _GCL_PT,
+    "GCL_OCC": {"method": "gcl", "pretrain_g": {"data": "normal"}},
+    "GCL_WS": merged(_GCL_PT, {"supervision": {"fraction": 1.0}}),
+    "GCL_soft": merged(_GCL_PT, {"d_step": {"d_targets": "soft"}}),
+    "GCL_Gself": merged(_GCL_PT, {"loop": {"g_label_source": "g"}}),
 }
 
 # Variants allowed to read TrainingData.video_label; every other one must never touch it.
@@ -55,9 +60,16 @@ def variant_names() -> list[str]:
 
 
 def get_variant(name: str, preset: str = "paper", **overrides: Any) -> GCLConfig:
-    """The config of variant `name` on top of `preset` ("paper" or "small"), then `overrides`."""
+    """The config of variant `name` on top of package preset `preset` ("paper" or "small"),
+    then `overrides` (settings named as GCLConfig.replace takes them)."""
     if name not in VARIANTS:
         raise BadConfigError(f"GCL variant: unknown variant {name!r}; variants are {', '.join(VARIANTS)}")
     if preset not in PRESETS:
         raise BadConfigError(f"GCL variant: unknown preset {preset!r}; presets are {', '.join(PRESETS)}")
-    return from_dict({**PRESETS[preset], **VARIANTS[name], **overrides})
+    training = {key: value for key, value in VARIANTS[name].items() if key != "cleaning"}
+    return from_dict(merged(PRESETS[preset], training)).replace(**overrides)
+
+
+def variant_cleaning(name: str) -> dict[str, Any]:
+    """The TD cleaning settings variant `name` sets itself (none of the paper's do)."""
+    return dict(VARIANTS[name].get("cleaning", {}))
