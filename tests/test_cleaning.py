@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from gclvad.cleaning import temporal_difference_mask, temporal_differences
+from gclvad.cleaning import CleaningConfig, temporal_difference_mask, temporal_differences
 from gclvad.errors import GclvadError
 
 # Video 0: four segments; video 1: three segments. Hand-computed distances below.
@@ -26,27 +26,28 @@ POSITION = np.array([0, 1, 2, 3, 0, 1, 2])
 
 
 def test_distances_by_hand_normalised_and_raw():
-    normalised = temporal_differences(FEATURES, VIDEO, POSITION, normalize="l2")
+    normalised, first = temporal_differences(FEATURES, VIDEO, POSITION, normalize="l2")
     expected = [np.nan, 0.0, math.sqrt(2), 0.0, np.nan, math.sqrt(0.08), 1.0]
     np.testing.assert_allclose(normalised, expected, atol=1e-12)
-    raw = temporal_differences(FEATURES, VIDEO, POSITION, normalize="none")
+    assert first.tolist() == [True, False, False, False, True, False, False]
+    raw, _ = temporal_differences(FEATURES, VIDEO, POSITION, normalize="none")
     np.testing.assert_allclose(raw, [np.nan, 1.0, math.sqrt(13), 0.5, np.nan, math.sqrt(2), 5.0], atol=1e-12)
 
 
 def test_absolute_threshold_keeps_small_steps_and_every_first_segment():
-    mask, summary = temporal_difference_mask(FEATURES, VIDEO, POSITION, threshold=0.7)
+    mask, summary = temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(threshold=0.7))
     # sqrt(2) and 1.0 exceed 0.7; sqrt(.08)=0.28 does not; first segments are kept.
     assert mask.tolist() == [True, True, False, True, True, True, False]
     assert summary["threshold"] == 0.7
     assert summary["kept"] == 5 and summary["kept_fraction"] == pytest.approx(5 / 7)
     assert summary["first_segments_kept"] == 2
     assert summary["distance_max"] == pytest.approx(math.sqrt(2))
-    raw_mask, _ = temporal_difference_mask(FEATURES, VIDEO, POSITION, threshold=1.0, normalize="none")
+    raw_mask, _ = temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(threshold=1.0, normalize="none"))
     assert raw_mask.tolist() == [True, True, False, True, True, False, False]
 
 
 def test_percentile_threshold_is_a_percentile_of_observed_distances():
-    mask, summary = temporal_difference_mask(FEATURES, VIDEO, POSITION, mode="percentile", percentile=50)
+    mask, summary = temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(threshold=50, mode="percentile"))
     observed = [0.0, math.sqrt(2), 0.0, math.sqrt(0.08), 1.0]
     assert summary["threshold"] == pytest.approx(np.median(observed))
     assert mask.tolist() == [True, True, False, True, True, True, False]
@@ -61,11 +62,11 @@ def test_row_order_does_not_matter():
 
 def test_warns_when_almost_everything_or_almost_nothing_is_kept():
     with pytest.warns(UserWarning, match="keeps 100.0%"):
-        temporal_difference_mask(FEATURES, VIDEO, POSITION, threshold=10.0)
+        temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(threshold=10.0))
     rng = np.random.default_rng(0)
     features = rng.normal(size=(200, 8))
     with pytest.warns(UserWarning, match="keeps 0.5%"):
-        temporal_difference_mask(features, np.zeros(200, dtype=int), np.arange(200), threshold=0.0)
+        temporal_difference_mask(features, np.zeros(200, dtype=int), np.arange(200), CleaningConfig(threshold=1e-9))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         temporal_difference_mask(FEATURES, VIDEO, POSITION)  # 71 % kept: no warning
@@ -76,5 +77,25 @@ def test_bad_inputs_name_the_problem():
         temporal_difference_mask(FEATURES, VIDEO, np.array([0, 1, 1, 3, 0, 1, 2]))
     with pytest.raises(GclvadError, match="one entry per feature row"):
         temporal_difference_mask(FEATURES, VIDEO[:3], POSITION)
-    with pytest.raises(GclvadError, match="mode must be"):
-        temporal_difference_mask(FEATURES, VIDEO, POSITION, mode="relative")
+    with pytest.raises(GclvadError, match="cleaning.mode must be one of absolute, percentile"):
+        temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(mode="relative"))
+    with pytest.raises(GclvadError, match=r"cleaning.threshold is a percentile .* \(0, 100\]; found 0"):
+        CleaningConfig(threshold=0, mode="percentile")
+
+
+def test_non_finite_features_are_refused_naming_video_and_segment():
+    features = FEATURES.copy()
+    features[5, 1] = np.nan  # video 1, segment 1
+    with pytest.raises(GclvadError, match="segment 1 of video 1"):
+        temporal_difference_mask(features, VIDEO, POSITION)
+    # a lone first segment with NaN (no distance at all) is refused too, not kept as "first"
+    features = FEATURES.copy()
+    features[4, 0] = np.inf
+    with pytest.raises(GclvadError, match="segment 0 of video 1"):
+        temporal_difference_mask(features[4:5], VIDEO[4:5], POSITION[4:5])
+
+
+def test_settings_name_a_folder_and_come_back_from_it():
+    for config in (CleaningConfig(), CleaningConfig(threshold=85, mode="percentile", normalize="none")):
+        assert CleaningConfig.from_name(config.name) == config
+    assert CleaningConfig().name == "l2-absolute-0.7"

@@ -15,7 +15,7 @@ TINY = dict(n_train=3, n_test=4, frames=32, size=(48, 64))
 
 
 def decoded(manifest_path, video_path) -> list[torch.Tensor]:
-    return list(iter_frames(manifest_path.parent / video_path))
+    return [torch.from_numpy(frame) for frame in iter_frames(manifest_path.parent / video_path)]
 
 
 @pytest.fixture(scope="module")

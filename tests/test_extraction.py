@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.extraction import BackgroundIterator, extract_video, extract_videos
+from gclvad.extraction import BackgroundIterator, extract_video
 from gclvad.extractors import RandomWeightsWarning
 from gclvad.extractors.resnext import build_resnext101
 from gclvad.features import read_video_features
@@ -65,19 +65,6 @@ def test_float16_storage(extractor, video, tmp_path):
     expected, _ = direct_features(extractor, video)
     assert attrs["fps"] == 10.0
     np.testing.assert_allclose(features, expected, rtol=2e-3, atol=1e-3)
-
-
-def test_extract_videos_skips_existing_outputs(extractor, tmp_path):
-    first = make_h264(tmp_path / "a.mp4", 20, (32, 48), pattern="ramp")
-    second = make_h264(tmp_path / "b.mp4", 33, (32, 48), pattern="ramp")
-    done = tmp_path / "out" / "a.h5"
-    extract_video(extractor, first, done)
-    stamp = done.stat().st_mtime_ns
-    results = extract_videos(extractor, [(first, done), (second, tmp_path / "out" / "b.h5")])
-    assert results[0] == {"path": str(done), "skipped": True}
-    assert results[1]["skipped"] is False and results[1]["segments"] == 3 and results[1]["padded_tail"] == 15
-    assert done.stat().st_mtime_ns == stamp
-    assert read_video_features(tmp_path / "out" / "b.h5")[0].shape == (3, 128)
 
 
 def test_bad_video_raises_and_writes_nothing(extractor, tmp_path):

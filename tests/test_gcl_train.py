@@ -8,21 +8,16 @@ import pytest
 
 from synthetic import make_train_test
 
+from gclvad.cleaning import CleaningConfig
+from gclvad.errors import GclvadError
 from gclvad.evaluate import frame_auc, segment_to_frame_scores
-from gclvad.gcl import (
-    BadConfigError,
-    BadTrainingDataError,
-    GCLConfig,
-    TrainingData,
-    from_dict,
-    get_preset,
-    get_variant,
-    load_models,
-    save_models,
-    score,
-    train,
-)
-from gclvad.gcl.train import stage_batch_size
+from gclvad.gcl.checkpoint import StaleCheckpointError
+from gclvad.gcl.config import STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, from_dict, get_preset
+from gclvad.gcl.data import BadTrainingDataError, TrainingData, stage_batch_size
+from gclvad.gcl.store import ModelsFileError, load_models, save_models, score
+from gclvad.gcl.train import NonFiniteLossError, train
+from gclvad.gcl.variants import get_variant
+from gclvad.runs import RunSettings, stage_config, stage_params
 
 # On a shared 2-core machine two intra-op threads fight other processes; one is faster.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,7 +40,13 @@ def tiny():
 
 
 def _tiny_config(name="GCL_PT", **changes):
-    values = dict(epochs=2, pretrain_g_epochs=2, pretrain_d_epochs=1, min_steps_per_stage=0, max_batch_fraction=0.25)
+    values = {
+        "loop.epochs": 2,
+        "pretrain_g.epochs": 2,
+        "pretrain_d.epochs": 1,
+        "min_steps_per_stage": 0,
+        "max_batch_fraction": 0.25,
+    }
     return get_variant(name, preset="small", **{**values, **changes})
 
 
@@ -65,8 +66,8 @@ def test_gcl_pt_finds_planted_anomalies_that_an_autoencoder_on_all_data_misses()
     assert gcl_auc > 0.9
     assert gcl_auc > ae_auc + 0.3
     # the small preset's schedule was stretched to its minimum number of steps and recorded
-    assert gcl.steps["pretrain_g"] >= 150 and gcl.steps["cooperative"] >= 150
-    assert sum(row["steps"] for row in gcl.log if row["stage"] == "cooperative") == gcl.steps["cooperative"]
+    assert gcl.steps["pretrain_g"] >= 150 and gcl.steps["gcl_loop"] >= 150
+    assert sum(row["steps"] for row in gcl.log if row["stage"] == "gcl_loop") == gcl.steps["gcl_loop"]
     assert 0.8 < gcl.cleaning["kept_fraction"] < 0.95
 
 
@@ -88,7 +89,7 @@ class Interrupt(Exception):
 
 @pytest.mark.parametrize(
     "stop_at, resumes_at",
-    [(("pretrain_g", 1), ("pretrain_g", 2)), (("pretrain_d", 1), ("cooperative", 1)), (("cooperative", 1), ("cooperative", 2))],
+    [(("pretrain_g", 1), ("pretrain_g", 2)), (("pretrain_d", 1), ("gcl_loop", 1)), (("gcl_loop", 1), ("gcl_loop", 2))],
 )
 def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, stop_at, resumes_at):
     train_set, test_set = tiny
@@ -102,7 +103,7 @@ def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, stop_at, res
     checkpoint = tmp_path / "run.ckpt"
     with pytest.raises(Interrupt):
         train(config, _data(train_set), seed=11, checkpoint_path=checkpoint, on_epoch_end=interrupt)
-    assert checkpoint.exists() and not (tmp_path / "run.ckpt.tmp").exists()
+    assert checkpoint.exists() and [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]  # no temporary left
     seen = []
     resumed = train(
         config, _data(train_set), seed=11, checkpoint_path=checkpoint, on_epoch_end=lambda s, e, m: seen.append((s, e))
@@ -116,28 +117,28 @@ def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, stop_at, res
 
 def test_checkpoint_of_another_run_is_refused(tiny, tmp_path):
     train_set, _ = tiny
-    config = _tiny_config(epochs=1, pretrain_g_epochs=1)
+    config = _tiny_config(**{"loop.epochs": 1, "pretrain_g.epochs": 1})
     checkpoint = tmp_path / "run.ckpt"
     train(config, _data(train_set), seed=1, checkpoint_path=checkpoint)
-    with pytest.raises(BadTrainingDataError, match="different seed"):
+    with pytest.raises(StaleCheckpointError, match="different seed"):
         train(config, _data(train_set), seed=2, checkpoint_path=checkpoint)
-    with pytest.raises(BadTrainingDataError, match="different config"):
+    with pytest.raises(StaleCheckpointError, match="different config"):
         train(config.replace(lr=1e-3), _data(train_set), seed=1, checkpoint_path=checkpoint)
 
 
 def test_saved_models_rebuild_exactly(tiny, tmp_path):
     train_set, test_set = tiny
     result = train(_tiny_config(activation="gelu", g_hidden=(32, 16, 32), d_hidden=(16,)), _data(train_set), seed=0)
-    save_models(tmp_path / "models.pt", result)
+    save_models(tmp_path / "models.pt", result.models)
     loaded = load_models(tmp_path / "models.pt")
     assert loaded.config == result.config
     before, after = score(result.models, test_set.features), score(loaded, test_set.features)
     assert set(after) == {"g", "d", "score"} and np.array_equal(before["d"], after["d"])
     assert np.array_equal(after["score"], after["d"])
-    with pytest.raises(BadTrainingDataError, match=r"features must be \(M, 64\)"):
+    with pytest.raises(GclvadError, match=r"features must be \(M, 64\)"):
         score(loaded, test_set.features[:, :10])
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(BadTrainingDataError, match="junk.pt"):
+    with pytest.raises(ModelsFileError, match="junk.pt: cannot be read as a GCL models file .*: it is damaged"):
         load_models(tmp_path / "junk.pt")
 
 
@@ -157,24 +158,30 @@ def test_size_aware_batch_and_minimum_steps(tiny):
     assert stage_batch_size(small, 1000) == 125
     assert stage_batch_size(small, 100) == 32
     assert stage_batch_size(small, 20) == 20
-    config = _tiny_config(min_steps_per_stage=30, pretrain_d=False)
+    config = _tiny_config(min_steps_per_stage=30, **{"pretrain_d.epochs": 0})
     result = train(config, _data(train_set), seed=0)
     n_rows = len(train_set.features)
     steps_per_epoch = -(-n_rows // stage_batch_size(config, n_rows))
-    assert result.steps["cooperative"] == steps_per_epoch * -(-30 // steps_per_epoch)
+    assert result.steps["gcl_loop"] == steps_per_epoch * -(-30 // steps_per_epoch)
     assert "pretrain_d" not in result.steps
-    assert [row["stage"] for row in result.log][-1] == "cooperative"
+    assert [row["stage"] for row in result.log][-1] == "gcl_loop"
 
 
 def test_config_rejects_unknown_keys_and_bad_values():
     with pytest.raises(BadConfigError, match="unknown key.*learning_rate, nl"):
         from_dict({"learning_rate": 1, "nl": "ones"})
-    with pytest.raises(BadConfigError, match="nl_target must be one of"):
-        from_dict({"nl_target": "zeros"})
+    with pytest.raises(BadConfigError, match="unknown key.*loop.nl"):
+        from_dict({"loop": {"nl": "ones"}})
+    with pytest.raises(BadConfigError, match="loop.nl_target must be one of"):
+        from_dict({"loop": {"nl_target": "zeros"}})
+    with pytest.raises(BadConfigError, match="optimiser.lr must be > 0"):
+        GCLConfig().replace(lr=0)
     config = get_preset("small", g_hidden=[8, 4, 8])
-    assert from_dict(config.to_dict()) == config and config.g_hidden == (8, 4, 8)
-    assert GCLConfig().lr == 2e-5 and GCLConfig().momentum == 0.6 and GCLConfig().batch_size == 8192
-    assert get_preset("paper") == GCLConfig()
+    assert from_dict(config.to_dict()) == config and config.architecture.g_hidden == (8, 4, 8)
+    paper = GCLConfig()
+    assert paper.optimiser.lr == 2e-5 and paper.optimiser.momentum == 0.6 and paper.optimiser.batch_size == 8192
+    assert paper.loop.epochs == 15 and paper.d_step.g_threshold_k == 1.0 and paper.loop.d_threshold_k == 0.1
+    assert get_preset("paper") == paper
     assert {f.name for f in dataclasses.fields(GCLConfig)} == set(GCLConfig().to_dict())
 
 
@@ -186,23 +193,57 @@ def test_bad_training_arrays_are_named():
         train(GCLConfig(), TrainingData(np.zeros(5), np.zeros(5, dtype=int), np.arange(5)), seed=0)
 
 
-@pytest.mark.parametrize("variant", ["GCL_PT", "GCL_B", "AE_TD"])
-def test_stages_run_one_call_at_a_time_equal_one_call(tiny, tmp_path, variant):
-    # The workflow runs pre-training of G, of D and the loop as separate jobs, handing the
-    # networks over in files; that must give the bits one uninterrupted call gives.
+# Every section away from its default, so that a stage reading a section it was not given
+# (and so training with that section's default) changes the bits and fails the test below.
+_EVERY_SECTION_CHANGED = {
+    "architecture.activation": "leaky_relu",
+    "dropout": 0.05,
+    "momentum": 0.5,
+    "min_batch": 16,
+    "precision": "fp32",
+    "pretrain_g.epochs": 3,
+    "pretrain_d.epochs": 2,
+    "g_threshold_k": 0.8,
+    "loop.epochs": 2,
+    "d_threshold_k": 0.3,
+    "nl_target": "gaussian",
+    "gaussian_sigma": 2.0,
+    "chunk": 7,
+}
+
+
+@pytest.mark.parametrize("variant", ["GCL_PT", "GCL_B", "AE_TD", "GCL_WS~supervision=50"])
+def test_stages_run_as_jobs_with_their_params_equal_one_call(tiny, tmp_path, variant):
+    # The workflow runs each stage as a job that gets only the sections it reads
+    # (runs.stage_params), handing the networks over in files; that must give the bits one
+    # uninterrupted call with the whole config gives.
     train_set, test_set = tiny
-    config = _tiny_config(variant)
+    name, _, fraction = variant.partition("~supervision=")
+    config = _tiny_config(name, **_EVERY_SECTION_CHANGED)
+    if fraction:
+        config = config.replace(fraction=int(fraction) / 100)
     whole = train(config, _data(train_set), seed=3)
 
+    settings = RunSettings(gcl=config, cleaning=CleaningConfig())
     models = None
-    for stage in (["pretrain_g", "autoencoder"], ["pretrain_d"], ["cooperative"]):
-        result = train(config, _data(train_set), seed=3, stages=stage, initial=models)
-        save_models(tmp_path / "stage.pt", result)
-        models = load_models(tmp_path / "stage.pt")
+    for stage in config.stages:
+        job_config, seed = stage_config(stage_params(settings, stage, 3), "cpu")
+        result = train(job_config, _data(train_set), seed=seed, stages=[stage], initial=models)
+        save_models(tmp_path / f"{stage}.pt", result.models, sections=STAGE_SECTIONS[stage])
+        models = load_models(tmp_path / f"{stage}.pt")
     staged, expected = score(models, test_set.features), score(whole.models, test_set.features)
     assert set(staged) == set(expected)
     for key in expected:
         assert np.array_equal(staged[key], expected[key]), key
+
+
+def test_a_non_finite_loss_stops_training_naming_stage_epoch_and_step(tiny):
+    train_set, _ = tiny
+    features = train_set.features.copy()
+    features[3] = 3e38  # finite, but its squared error overflows
+    data = TrainingData(features, train_set.video, train_set.position)
+    with pytest.raises(NonFiniteLossError, match=r"training stage autoencoder, epoch 1, step \d+ of \d+: loss_g = (inf|nan)"):
+        train(_tiny_config("AE_AllData"), data, seed=0)
 
 
 def test_precomputed_td_mask_is_what_pretraining_uses(tiny):
@@ -210,6 +251,9 @@ def test_precomputed_td_mask_is_what_pretraining_uses(tiny):
     config = _tiny_config("GCL_PT")
     keep_first_half = np.arange(len(train_set.features)) < len(train_set.features) // 2
     data = dataclasses.replace(_data(train_set), td_mask=keep_first_half, td_summary={"kept": 0.5})
-    result = train(config, data, seed=0, stages=["pretrain_g"])
+    result = train(config, data, seed=0, stages=[Stage.PRETRAIN_G])
     assert result.log[0]["rows"] == keep_first_half.sum()
     assert result.cleaning == {"kept": 0.5}
+    # without a mask, the given cleaning settings are used
+    stricter = train(config, _data(train_set), seed=0, stages=["pretrain_g"], cleaning=CleaningConfig(threshold=30, mode="percentile"))
+    assert stricter.cleaning["percentile"] == 30 and stricter.log[0]["rows"] == stricter.cleaning["kept"]

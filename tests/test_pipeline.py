@@ -9,8 +9,8 @@ import pytest
 
 from gclvad import plots
 from gclvad.frame_scores import read_scores, write_scores, write_scores_csv
-from gclvad.pipeline import aggregate_runs, pick_videos, split_videos
-from gclvad.segment_index import COLUMNS, write_segment_index
+from gclvad.pipeline import aggregate_table, pick_videos
+from gclvad.segment_index import COLUMNS, read_segment_index, split_videos, write_segment_index
 
 
 def _index(tmp_path, rows):
@@ -24,20 +24,31 @@ def _index(tmp_path, rows):
     )
     path = tmp_path / "segments.tsv"
     write_segment_index(table, path)
-    return path
+    return read_segment_index(path)
 
 
 def test_training_and_scored_videos_follow_splits_and_status(tmp_path):
-    path = _index(tmp_path, [("a", "train", "ok"), ("b", "test", "ok"), ("c", "train", "bad"),
-                             ("d", "test", "truncated")])
-    assert split_videos(path, ["train"]) == (["a"], ["b", "d"])
+    index = _index(tmp_path, [("a", "train", "ok"), ("b", "test", "ok"), ("c", "train", "bad"),
+                              ("d", "test", "truncated")])
+    assert split_videos(index, ["train"]) == (["a"], ["b", "d"])
     # transductive: the test videos train too, and are still the ones scored
-    assert split_videos(path, ["train", "test"]) == (["a", "b", "d"], ["b", "d"])
+    assert split_videos(index, ["train", "test"]) == (["a", "b", "d"], ["b", "d"])
 
 
 def test_unsplit_footage_is_trained_on_and_scored(tmp_path):
-    path = _index(tmp_path, [("cam1", None, "ok"), ("cam2", None, "ok")])
-    assert split_videos(path, ["train"]) == (["cam1", "cam2"], ["cam1", "cam2"])
+    index = _index(tmp_path, [("cam1", None, "ok"), ("cam2", None, "ok")])
+    assert split_videos(index, ["train"]) == (["cam1", "cam2"], ["cam1", "cam2"])
+
+
+def test_no_scores_file_is_written_with_non_finite_scores(tmp_path):
+    from gclvad.errors import GclvadError
+
+    bad = {"v1": {"score": np.array([0.1, np.nan], np.float32)}}
+    with pytest.raises(GclvadError, match="video v1: 1 'score' frame scores are NaN or infinite"):
+        write_scores(tmp_path / "s.h5", bad)
+    with pytest.raises(GclvadError, match="NaN or infinite"):
+        write_scores_csv(tmp_path / "v1.csv", bad["v1"], fps=0.0)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_frame_scores_round_trip_and_csv(tmp_path):
@@ -58,7 +69,7 @@ def test_aggregate_table_has_runs_and_mean_std_over_seeds(tmp_path):
         path = tmp_path / f"{i}.json"
         path.write_text(json.dumps({"variant": variant, "seed": seed, "auc": auc, "auc_d": auc, "auc_g": 0.5}))
         paths.append(path)
-    aggregate_runs(paths, tmp_path / "seeds.tsv")
+    aggregate_table(auc_paths=paths, out_path=tmp_path / "seeds.tsv")
     table = pd.read_csv(tmp_path / "seeds.tsv", sep="\t")
     summary = table[table["seed"] == "all"].set_index("variant")
     assert summary.loc["GCL_B", "auc"] == pytest.approx(0.75)
@@ -77,7 +88,7 @@ def test_anomalous_spans_and_figures(tmp_path):
     plots.plot_score_histograms(truth, {"D": scores, "G": scores[::-1]}, tmp_path / "h.png")
     plots.plot_video_scores([("a", scores, truth), ("b", scores, None)], tmp_path / "v.png")
     plots.plot_training_curves(
-        [{"stage": "cooperative", "epoch": 1, "loss_g": 2.0, "loss_d": 0.5, "diagnostic_auc_d": 0.7}],
+        [{"stage": "gcl_loop", "epoch": 1, "loss_g": 2.0, "loss_d": 0.5, "diagnostic_auc_d": 0.7}],
         tmp_path / "c.png",
     )
     for name in ("roc", "h", "v", "c"):

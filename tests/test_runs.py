@@ -1,67 +1,121 @@
-"""Run settings: variant names with overrides, the workflow's presets, per-stage settings."""
+"""Run settings: variant names with overrides, the workflow's presets, per-stage params."""
 
 import dataclasses
 
 import pytest
 import yaml
 
-from gclvad.gcl.config import BadConfigError, GCLConfig, get_preset
-from gclvad.runs import FROM_PRETRAIN_D, LOOP_ONLY, parse_variant, run_config, stage_settings
+from gclvad.cleaning import CleaningConfig
+from gclvad.errors import GclvadError
+from gclvad.gcl.config import SECTIONS, STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, get_preset
+from gclvad.runs import parse_variant, run_settings, stage_config, stage_params, variant_pattern
 from workflow import REPO
 
 
 def test_variant_overrides_are_parsed_with_their_types():
-    assert parse_variant("GCL_PT") == ("GCL_PT", {})
-    assert parse_variant("GCL_WS~supervision=33") == ("GCL_WS", {"supervision_fraction": 0.33})
-    name, overrides = parse_variant("GCL_PT~nl_target=gaussian~gaussian_sigma=6~epochs=4~pretrain_d=false")
+    assert parse_variant("GCL_PT") == ("GCL_PT", {}, {})
+    assert parse_variant("GCL_WS~supervision=33") == ("GCL_WS", {"supervision.fraction": 0.33}, {})
+    name, gcl, cleaning = parse_variant(
+        "GCL_PT~nl_target=gaussian~gaussian_sigma=6~loop.epochs=4~d_labels_after_d_step=false~cleaning.threshold=0.5"
+    )
     assert name == "GCL_PT"
-    assert overrides == {"nl_target": "gaussian", "gaussian_sigma": 6.0, "epochs": 4, "pretrain_d": False}
+    assert gcl == {"nl_target": "gaussian", "gaussian_sigma": 6.0, "loop.epochs": 4, "d_labels_after_d_step": False}
+    assert cleaning == {"threshold": 0.5}
 
 
-@pytest.mark.parametrize("bad", ["GCL_PT~epochs", "GCL_PT~no_such_setting=1"])
-def test_bad_variant_overrides_are_named(bad):
-    with pytest.raises(BadConfigError, match="GCL_PT"):
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("GCL_PT~loop.epochs", "is not key=value"),
+        ("GCL_PT~no_such_setting=1", "unknown setting 'no_such_setting'"),
+        ("GCL_PT~epochs=3", "ambiguous; write one of pretrain_g.epochs, pretrain_d.epochs, loop.epochs"),
+        ("GCL_PT~method=autoencoder", "method cannot be changed in a variant name"),
+        ("GCL_PT~device=cuda", "device cannot be changed"),
+        ("GCL_PT~loop.epochs=many", "loop.epochs|epochs must be a number"),
+        ("GCL_PT~d_labels_after_d_step=maybe", "must be true or false"),
+        ("GCL_PT~cleaning.strength=3", "unknown setting 'strength'"),
+        ("GCL_X", "unknown variant 'GCL_X'"),
+    ],
+)
+def test_bad_variant_overrides_are_named(bad, message):
+    with pytest.raises(BadConfigError, match=message):
         parse_variant(bad)
 
 
-def test_run_config_layers_preset_cleaning_and_variant():
-    cleaning = {"threshold": 0.5, "mode": "absolute", "normalize": "none"}
-    config = run_config({"base": "small", "epochs": 7}, "AE_TD~lr=0.01", cleaning, device="cpu")
-    assert config.method == "autoencoder" and config.pretrain_data == "td"
-    assert config.epochs == 7 and config.lr == 0.01
-    assert config.td_threshold == 0.5 and config.td_normalize == "none"
-    assert config.max_batch_fraction == get_preset("small").max_batch_fraction
-    percentile = run_config({}, "GCL_PT", {"threshold": 80, "mode": "percentile"})
-    assert percentile.td_mode == "percentile" and percentile.td_percentile == 80.0
-    assert percentile.td_threshold == GCLConfig().td_threshold  # the paper's value, unused here
+def test_run_settings_layer_preset_cleaning_and_variant():
+    preset = {"base": "small", "loop": {"epochs": 7}, "cleaning": {"normalize": "none"}}
+    settings = run_settings(preset, "AE_TD~lr=0.01", {"threshold": 0.5, "mode": "absolute"}, device="cpu")
+    gcl = settings.gcl
+    assert gcl.method == "autoencoder" and gcl.pretrain_g.data == "td" and gcl.stages == [Stage.AUTOENCODER]
+    assert gcl.loop.epochs == 7 and gcl.optimiser.lr == 0.01
+    assert gcl.optimiser.max_batch_fraction == get_preset("small").optimiser.max_batch_fraction
+    # workflow `cleaning`, then the preset's, then the variant's overrides
+    assert settings.cleaning == CleaningConfig(threshold=0.5, mode="absolute", normalize="none")
+    overridden = run_settings(preset, "GCL_PT~cleaning.threshold=0.4", {"threshold": 0.5})
+    assert overridden.cleaning.threshold == 0.4 and overridden.cleaning.name == "none-absolute-0.4"
+    percentile = run_settings({}, "GCL_PT", {"threshold": 80, "mode": "percentile"})
+    assert percentile.cleaning == CleaningConfig(threshold=80, mode="percentile")
 
 
-def test_each_stage_sees_only_what_it_depends_on():
-    config = run_config({"base": "small"}, "GCL_PT")
-    g, d, loop = (stage_settings(config, 4, stage) for stage in ("pretrain_g", "pretrain_d", "loop"))
-    assert set(loop) - set(d) == LOOP_ONLY
-    assert set(d) - set(g) == FROM_PRETRAIN_D
-    assert "device" not in loop and loop["seed"] == 4
-    # the autoencoder's only stage runs in pretrain_g and trains for `epochs`
-    autoencoder = stage_settings(run_config({}, "AE_AllData"), 0, "pretrain_g")
-    assert "epochs" in autoencoder
+def test_runs_without_cleaned_rows_have_no_cleaning_and_refuse_cleaning_overrides():
+    for variant in ("GCL_B", "AE_AllData", "GCL_OCC"):
+        assert run_settings({}, variant, {"threshold": 0.5}).cleaning is None
+    with pytest.raises(BadConfigError, match="does not pre-train on temporal-difference cleaned rows"):
+        run_settings({}, "GCL_B~cleaning.threshold=0.5")
+    with pytest.raises(GclvadError, match=r"cleaning.threshold .* must be in \(0, 100\]"):
+        run_settings({}, "GCL_PT", {"threshold": 120, "mode": "percentile"})
 
 
-def test_stage_settings_rebuild_a_valid_config():
-    # a stage's job builds its GCLConfig from its settings alone, defaults filling the rest
-    from gclvad.gcl.config import from_dict
+def test_each_stage_gets_exactly_the_sections_it_reads():
+    settings = run_settings({"base": "small"}, "GCL_PT")
+    for stage, sections in STAGE_SECTIONS.items():
+        params = stage_params(settings, stage, 4)
+        assert set(params) == {"method", "seed", *sections}
+        assert params["seed"] == 4 and "device" not in params["execution"]
+    # D's and the loop's params do not hold G's pre-training settings, nor the other way round
+    assert "pretrain_g" not in stage_params(settings, Stage.GCL_LOOP, 0)
+    assert "loop" not in stage_params(settings, Stage.PRETRAIN_G, 0)
+    # score_chunk is read by the stages that score rows, not by G's pre-training
+    assert "scoring" in stage_params(settings, Stage.PRETRAIN_D, 0)
+    assert "scoring" not in stage_params(settings, Stage.PRETRAIN_G, 0)
 
-    for variant in ("AE_AllData", "GCL_B", "GCL_PT", "GCL_WS~supervision=50"):
-        for stage in ("pretrain_g", "pretrain_d", "loop"):
-            values = stage_settings(run_config({"base": "small"}, variant), 0, stage)
-            values.pop("seed")
-            from_dict(values)
+
+def test_a_stage_rebuilds_its_config_from_its_params_alone():
+    settings = run_settings({"base": "small", "loop": {"nl_target": "gaussian"}}, "GCL_WS~supervision=50")
+    for stage in settings.gcl.stages:
+        config, seed = stage_config(stage_params(settings, stage, 3), "cpu")
+        assert seed == 3 and config.device == "cpu"
+        for section in STAGE_SECTIONS[stage]:
+            if section != "execution":
+                assert getattr(config, section) == getattr(settings.gcl, section), (stage, section)
+        for section in set(SECTIONS) - set(STAGE_SECTIONS[stage]):
+            assert getattr(config, section) == getattr(GCLConfig(), section)  # unread: defaults
+
+
+def test_the_stage_plan_follows_the_variant():
+    assert run_settings({}, "GCL_PT").gcl.stages == [Stage.PRETRAIN_G, Stage.PRETRAIN_D, Stage.GCL_LOOP]
+    assert run_settings({}, "GCL_B").gcl.stages == [Stage.GCL_LOOP]
+    assert run_settings({}, "GCL_PT~pretrain_d.epochs=0").gcl.stages == [Stage.PRETRAIN_G, Stage.GCL_LOOP]
+    assert run_settings({}, "AE_AllData").gcl.stages == [Stage.AUTOENCODER]
+
+
+def test_variant_patterns_send_each_variant_to_its_rules():
+    import re
+
+    autoencoder, gcl = variant_pattern("autoencoder"), variant_pattern("gcl")
+    for name in ("AE_AllData", "AE_TD~pretrain_g.epochs=3"):
+        assert re.fullmatch(autoencoder, name) and not re.fullmatch(gcl, name)
+    for name in ("GCL_PT", "GCL_WS~supervision=33", "GCL_PT~cleaning.threshold=0.5"):
+        assert re.fullmatch(gcl, name) and not re.fullmatch(autoencoder, name)
 
 
 def test_workflow_schema_knows_every_training_setting():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    preset = schema["properties"]["training"]["properties"]["presets"]["additionalProperties"]
-    fields = {f.name for f in dataclasses.fields(GCLConfig)}
-    # device comes from the top-level `device`, td_* from `cleaning`
-    expected = fields - {"device", "td_normalize", "td_mode", "td_threshold", "td_percentile"}
-    assert set(preset["properties"]) - {"base"} == expected
+    preset = schema["$defs"]["preset"]["properties"]
+    assert set(preset) == {"base", "cleaning", *SECTIONS}
+    for name, section in SECTIONS.items():
+        fields = {f.name for f in dataclasses.fields(section)} - {"device"}  # device: top-level `device`
+        assert set(preset[name]["properties"]) == fields, name
+    cleaning = {f.name for f in dataclasses.fields(CleaningConfig)}
+    assert set(schema["$defs"]["cleaning"]["properties"]) == cleaning
+    assert set(schema["properties"]["cleaning"]["properties"]) == cleaning

@@ -23,7 +23,7 @@ from gclvad.errors import GclvadError
 from gclvad.extractors import sha256_file
 from gclvad.features import read_video_features
 from gclvad.frame_scores import read_scores
-from gclvad.gcl.train import load_models, read_models_metadata, save_models, score
+from gclvad.gcl.store import load_models, read_models_metadata, save_models, score
 from gclvad.scoring import score_videos, video_ids
 from videos import make_frame_folder, make_video
 from workflow import make_workdir, snakemake, tiny_config

@@ -5,34 +5,27 @@ import pytest
 
 from synthetic import make_train_test
 
-from gclvad.gcl import (
-    LABEL_READING_VARIANTS,
-    BadConfigError,
-    BadTrainingDataError,
-    TrainingData,
-    get_variant,
-    score,
-    train,
-    variant_names,
-)
+from gclvad.gcl.config import BadConfigError
+from gclvad.gcl.data import BadTrainingDataError, TrainingData
+from gclvad.gcl.store import score
+from gclvad.gcl.train import train
+from gclvad.gcl.variants import LABEL_READING_VARIANTS, get_variant, variant_names
 
 # On a shared 2-core machine two intra-op threads fight other processes; one is faster.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-EXPECTED_STAGES = {
+EXPECTED_STAGES = {  # the stages each variant trains, in its training log
     "AE_AllData": ["autoencoder"],
     "AE_OCC": ["autoencoder"],
     "AE_TD": ["autoencoder"],
-    "GCL_wo_NL": ["cooperative"],
-    "GCL_B": ["cooperative"],
-    "GCL_PT": ["pretrain_g", "pretrain_d", "cooperative"],
-    "GCL_OCC": ["pretrain_g", "pretrain_d", "cooperative"],
-    "GCL_WS": ["pretrain_g", "pretrain_d", "cooperative"],
-    "GCL_soft": ["pretrain_g", "pretrain_d", "cooperative"],
-    "GCL_Gself": ["pretrain_g", "pretrain_d", "cooperative"],
+    "GCL_wo_NL": ["gcl_loop"],
+    "GCL_B": ["gcl_loop"],
+    "GCL_PT": ["pretrain_g", "pretrain_d", "gcl_loop"],
+    "GCL_OCC": ["pretrain_g", "pretrain_d", "gcl_loop"],
+    "GCL_WS": ["pretrain_g", "pretrain_d", "gcl_loop"],
+    "GCL_soft": ["pretrain_g", "pretrain_d", "gcl_loop"],
+    "GCL_Gself": ["pretrain_g", "pretrain_d", "gcl_loop"],
 }
-
-
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +56,26 @@ class LabelTrap:
 
 
 def _config(name, **changes):
-    values = dict(epochs=1, pretrain_g_epochs=1, pretrain_d_epochs=1, min_steps_per_stage=0, max_batch_fraction=0.25)
+    values = {
+        "loop.epochs": 1,
+        "pretrain_g.epochs": 1,
+        "pretrain_d.epochs": 1,
+        "min_steps_per_stage": 0,
+        "max_batch_fraction": 0.25,
+    }
     return get_variant(name, preset="small", **{**values, **changes})
 
 
 def test_variant_table_is_complete():
     assert variant_names() == list(EXPECTED_STAGES)
     assert set(LABEL_READING_VARIANTS) == {name for name in variant_names() if get_variant(name).reads_labels}
-    assert get_variant("GCL_wo_NL").nl_target == "none" and get_variant("GCL_wo_NL").pretrain_data == "none"
-    assert get_variant("GCL_WS", supervision_fraction=0.33).supervision_fraction == 0.33
+    assert get_variant("GCL_wo_NL").loop.nl_target == "none" and get_variant("GCL_wo_NL").pretrain_g.data == "none"
+    assert get_variant("GCL_WS", fraction=0.33).supervision.fraction == 0.33
+    assert [str(stage) for stage in get_variant("GCL_PT").stages] == EXPECTED_STAGES["GCL_PT"]
     assert get_variant("GCL_PT") == get_variant("GCL_PT", preset="paper")
     with pytest.raises(BadConfigError, match="unknown variant 'GCL_X'"):
         get_variant("GCL_X")
-    with pytest.raises(BadConfigError, match="unknown key"):
+    with pytest.raises(BadConfigError, match="unknown setting 'bogus'"):
         get_variant("GCL_PT", bogus=1)
 
 
@@ -128,8 +128,8 @@ def test_weak_supervision_reveals_a_seeded_fraction_of_videos(small_sets):
     assert full["revealed_normal"] == int((labels == 0).sum())
     assert full["revealed_anomalous"] == int((labels == 1).sum())
     assert full["rows_forced_normal"] == int(np.isin(train_set.video, np.flatnonzero(labels == 0)).sum())
-    half = train(_config("GCL_WS", supervision_fraction=0.5), data, seed=0).supervision
-    again = train(_config("GCL_WS", supervision_fraction=0.5), data, seed=0).supervision
+    half = train(_config("GCL_WS", fraction=0.5), data, seed=0).supervision
+    again = train(_config("GCL_WS", fraction=0.5), data, seed=0).supervision
     assert half["videos_revealed"] == 4 and half == again
     # forced-normal rows never carry an anomalous pseudo-label, so with every video revealed
     # as normal no row is ever labelled anomalous

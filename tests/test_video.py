@@ -39,8 +39,15 @@ def test_probe_counts_frames_by_decoding(lossless_video):
     assert (info.status, info.reason) == ("ok", "")
 
 
+def frames_of(*args):
+    """iter_frames' numpy frames as tensors, for torch comparisons."""
+    return [torch.from_numpy(frame) for frame in iter_frames(*args)]
+
+
 def test_frames_are_exact_for_a_lossless_video(lossless_video):
-    frames = list(iter_frames(lossless_video))
+    first = next(iter_frames(lossless_video))
+    assert isinstance(first, np.ndarray) and first.dtype == np.uint8  # numpy: decoding needs no torch
+    frames = frames_of(lossless_video)
     assert len(frames) == 40
     for i in (0, 7, 39):
         assert frames[i].dtype == torch.uint8 and frames[i].shape == (24, 32, 3)
@@ -79,13 +86,13 @@ def test_normalized_values_after_resize_and_crop(lossless_video):
 )
 def test_resize_keeps_aspect_with_shorter_side(tmp_path, size, prep_size, resized):
     video = make_video(tmp_path / "v.mkv", 3, size, pattern="ramp")
-    frames = list(iter_frames(video, Preprocessing(size=prep_size, crop=8)))
+    frames = frames_of(video, Preprocessing(size=prep_size, crop=8))
     assert [tuple(f.shape) for f in frames] == [(*resized, 3)] * 3
 
 
 def test_resize_is_bilinear_like_torchvision(tmp_path):
     video = make_video(tmp_path / "ramp.mkv", 1, (48, 64), pattern="ramp")
-    frame = next(iter_frames(video, Preprocessing(size=24, crop=24)))
+    frame = frames_of(video, Preprocessing(size=24, crop=24))[0]
     source = torch.from_numpy(frame_pixels(0, (48, 64), "ramp")).permute(2, 0, 1)[None].float()
     reference = torch.nn.functional.interpolate(source, size=(24, 32), mode="bilinear", antialias=True)
     difference = (frame.permute(2, 0, 1).float() - reference[0]).abs()
@@ -96,7 +103,7 @@ def test_frame_folder_gives_the_same_frames_as_a_video(tmp_path):
     prep = Preprocessing(size=12, crop=12)
     folder = make_frame_folder(tmp_path / "frames", 20, (24, 32), pattern="ramp")
     video = make_video(tmp_path / "same.mkv", 20, (24, 32), pattern="ramp")
-    from_folder, from_video = list(iter_frames(folder, prep)), list(iter_frames(video, prep))
+    from_folder, from_video = frames_of(folder, prep), frames_of(video, prep)
     assert len(from_folder) == len(from_video) == 20
     # 1.png, 2.png, ..., 20.png in natural order: 10.png is frame 9, not frame 1.
     assert all(torch.equal(a, b) for a, b in zip(from_folder, from_video))
@@ -106,7 +113,7 @@ def test_frame_folder_gives_the_same_frames_as_a_video(tmp_path):
 
 def test_jpeg_folder_decodes_to_rgb(tmp_path):
     folder = make_frame_folder(tmp_path / "jpg", 4, (16, 16), pattern="index", ext="jpg")
-    frames = list(iter_frames(folder))
+    frames = frames_of(folder)
     for i, frame in enumerate(frames):
         got = frame.float().mean(dim=(0, 1))
         assert torch.allclose(got, torch.tensor(index_colour(i), dtype=torch.float32), atol=4)
@@ -114,7 +121,7 @@ def test_jpeg_folder_decodes_to_rgb(tmp_path):
 
 def test_grayscale_video_gives_three_equal_channels(tmp_path):
     video = make_video(tmp_path / "grey.mkv", 5, (21, 33), pix_fmt="gray")
-    frames = list(iter_frames(video))
+    frames = frames_of(video)
     for i, frame in enumerate(frames):
         assert frame.shape == (21, 33, 3)
         assert torch.all(frame == index_colour(i)[0])  # lossless grey: channels equal and exact
@@ -129,14 +136,14 @@ def test_odd_size_lossy_video(tmp_path):
         (0, 16, (3, 16, 112, 112)),
         (16, 4, (3, 16, 112, 112)),
     ]
-    frame = next(iter_frames(video, Preprocessing(size=112, crop=112)))
+    frame = frames_of(video, Preprocessing(size=112, crop=112))[0]
     assert frame.shape == (112, 149, 3)  # 321 * 112 / 241 = 149.2
 
 
 def test_h264_video_frames_in_order(tmp_path):
     video = make_h264(tmp_path / "h264.mp4", 30, (32, 48), pattern="grey")
     assert probe_video(video).frames == 30
-    levels = [frame.float().mean().item() for frame in iter_frames(video)]
+    levels = [frame.float().mean().item() for frame in frames_of(video)]
     assert np.allclose(levels, [grey_level(i) for i in range(30)], atol=3)
 
 
@@ -152,7 +159,7 @@ def test_h264_video_frames_in_order(tmp_path):
 )
 def test_bad_sources_raise_with_path_and_problem(bad_videos, case, problem):
     path = bad_videos[case]
-    for read in (probe_video, lambda p: list(iter_frames(p)), lambda p: list(iter_segments(p, NATIVE))):
+    for read in (probe_video, lambda p: frames_of(p), lambda p: list(iter_segments(p, NATIVE))):
         with pytest.raises(BadVideoError) as caught:
             read(path)
         assert str(path) in str(caught.value) and problem in str(caught.value)
@@ -183,7 +190,7 @@ def test_truncated_video_keeps_the_frames_before_the_cut(truncated_video):
     assert info.status == "truncated"
     assert 10 < info.frames < 100
     assert f"stopped at frame {info.frames}" in info.reason and "100" in info.reason
-    frames = list(iter_frames(truncated_video))
+    frames = frames_of(truncated_video)
     assert len(frames) == info.frames
     for i in (0, info.frames - 1):
         assert torch.equal(frames[i], torch.from_numpy(frame_pixels(i, (24, 32))))
@@ -194,7 +201,7 @@ def test_frames_are_streamed(tmp_path):
     folder = make_frame_folder(tmp_path / "frames", 3)
     (folder / "3.png").write_bytes(b"broken")
     frames = iter_frames(folder)
-    assert torch.equal(next(frames), torch.from_numpy(frame_pixels(0, (24, 32))))
+    assert np.array_equal(next(frames), frame_pixels(0, (24, 32)))
     next(frames)
     with pytest.raises(BadVideoError, match="3.png"):
         next(frames)

@@ -104,9 +104,9 @@ def kill_during_extraction(workdir: Path) -> dict:
 
 
 def kill_during_training(workdir: Path) -> dict:
-    checkpoint = workdir / RUN / "loop.ckpt"
+    checkpoint = workdir / RUN / "gcl_loop.ckpt"
     run = Run(workdir)
-    progress = workdir / RUN / "loop.ckpt.epoch_scores.npz"
+    progress = workdir / RUN / "gcl_loop.ckpt.epoch_scores.npz"
     # The loop writes both after each epoch (the epoch's scores, then the checkpoint) and
     # removes them when done: kill at once.
     run.wait_for(lambda: checkpoint.exists() and progress.exists(), f"{checkpoint} and {progress.name}")
@@ -198,10 +198,10 @@ def test_training_resumed_from_its_checkpoint(resumed):
     assert not training["models_before_resume"]
     assert RUN / "models.pt" in training["incomplete"]
     at_kill = training["checkpoint_log"]
-    loop_at_kill = at_kill[at_kill["stage"] == "cooperative"]
+    loop_at_kill = at_kill[at_kill["stage"] == "gcl_loop"]
     assert 1 <= len(loop_at_kill) < 20  # killed mid-loop (the tiny preset's loop takes 20 epochs)
     log = pd.read_csv(workdir / RUN / "training_log.tsv", sep="\t")
-    loop = log[log["stage"] == "cooperative"].reset_index(drop=True)
+    loop = log[log["stage"] == "gcl_loop"].reset_index(drop=True)
     assert len(loop) == 20
     # Epochs done before the kill keep their logged wall-clock seconds: they were not run
     # again but read back from the checkpoint.

@@ -31,6 +31,6 @@ def test_unlabelled_footage_is_trained_on_and_scored(tmp_path):
     assert all(len(named["score"]) == 40 for named in scores.values())
     result = json.loads((workdir / "results/mycam/auc.json").read_text())
     assert "auc" not in result and result["videos"] == 0  # nothing to evaluate against
-    assert result["steps"]["cooperative"] > 0
+    assert result["steps"]["gcl_loop"] > 0
     index = pd.read_csv(workdir / "results/mycam/segments.tsv", sep="\t")
     assert index["split"].isna().all()

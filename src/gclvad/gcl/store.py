@@ -50,7 +50,14 @@ def load_plain_torch(path: Path, what: str, written_by: str) -> dict:
         raise ModelsFileError(f"{path}: empty file (0 bytes) where {what} was expected; {written_by}")
     try:
         value = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as error:
+        # torch's message names the refused object ("Unsupported global: ..."); other
+        # unpickling errors mean the bytes are not a pickle at all (damaged, or another format).
+        if "unsupported global" not in str(error).lower():
+            raise ModelsFileError(
+                f"{path}: cannot be read as {what}: it is damaged, another kind of file, or a pickle that "
+                f"gclvad does not load, for safety; {written_by}"
+            ) from None
         raise ModelsFileError(
             f"{path}: refused for safety: it holds pickled Python objects other than tensors and plain "
             f"values, which could run code when loaded, so it is not {what} gclvad wrote; {written_by}"
