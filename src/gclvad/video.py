@@ -9,7 +9,20 @@ so memory holds one segment of resized frames, never the whole video.
 Frame counts are always counted by decoding; container headers lie. A file that breaks off
 part-way (cut download, damaged tail) keeps the frames decoded before the damage and is
 reported as ``truncated``; a source from which no frame can be decoded raises
-`BadVideoError`.
+`BadVideoError`. Damage is recognised by any of:
+
+* FFmpeg failing to decode (an error from the demuxer or the decoder);
+* a packet the demuxer flags corrupt (MPEG-TS continuity errors, PES length mismatches),
+  or a frame the decoder flags corrupt (it concealed missing or broken data, as for a
+  frame whose bytes were cut off);
+* fewer frames than the container declares (.mp4, .avi: a frame count; .mkv/.webm: a
+  duration);
+* an MPEG-TS file that ends inside a transport packet (a cut download).
+
+Decoding stops at the first of these, even where the decoder could go on: frames after
+lost or concealed data would be misplaced or wrong, and frame numbers must match the
+annotations. A container that declares no length (MPEG-TS, MPEG-PS) and is cut exactly
+between two frames is a valid shorter file: nothing in it shows that it was cut.
 """
 
 from __future__ import annotations
@@ -37,6 +50,8 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".m
 # clear shortfall beyond this many frames (or this fraction) counts as a cut-off file.
 _DECLARED_SLACK_FRAMES = 2
 _DECLARED_SLACK_FRACTION = 0.02
+# MPEG-TS packet sizes: plain, M2TS/Blu-ray (a 4-byte time stamp first), with Reed-Solomon bytes.
+_TRANSPORT_PACKET_BYTES = (188, 192, 204)
 
 
 @dataclass
@@ -175,13 +190,37 @@ class _Decoder:
             self._read_declared_length(container, stream)
             count = 0
             try:
-                for frame in container.decode(stream):
+                for frame in self._clean_frames(container, stream):
                     count += 1
                     yield frame
             except av.FFmpegError as error:
                 self.damage = f"decoding stopped at frame {count}: {_ffmpeg_problem(error)}"
                 return
+            if self.damage:
+                self.damage = f"decoding stopped at frame {count}: {self.damage}"
+                return
             self._check_declared_length(count)
+            self._check_transport_packets(container, count)
+
+    def _clean_frames(self, container, stream) -> Iterator[av.VideoFrame]:
+        """Frames up to the first packet or frame FFmpeg flags corrupt (then `damage` says which).
+
+        After a corrupt packet the decoder is flushed, so the frames of the packets before it
+        that it still holds (frame threads, B-frames) come out too.
+        """
+        for packet in container.demux(stream):
+            if packet.is_corrupt:
+                self.damage = "the container marks a packet corrupt (damaged or missing data)"
+                packets = [None]  # flush
+            else:
+                packets = [packet]
+            for frame in stream.decode(*packets):
+                if frame.is_corrupt:
+                    self.damage = "the decoder found a damaged frame (data missing or broken; file cut short?)"
+                    return
+                yield frame
+            if self.damage:
+                return
 
     def _read_declared_length(self, container, stream) -> None:
         if stream.frames > 0:
@@ -189,6 +228,17 @@ class _Decoder:
         elif container.duration and self.fps > 0:
             # Matroska/WebM store no frame count, only a duration (microseconds).
             self._declared_frames = round(container.duration / 1_000_000 * self.fps)
+
+    def _check_transport_packets(self, container, count: int) -> None:
+        """An MPEG-TS file is a whole number of fixed-size packets: a remainder means it was cut."""
+        if container.format.name != "mpegts":
+            return
+        size = self.source.stat().st_size
+        if all(size % packet for packet in _TRANSPORT_PACKET_BYTES):
+            self.damage = (
+                f"decoding stopped at frame {count}, and the file ends {size % 188} bytes into a "
+                "188-byte MPEG-TS packet (file cut short)"
+            )
 
     def _check_declared_length(self, count: int) -> None:
         declared = self._declared_frames
