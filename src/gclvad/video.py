@@ -4,7 +4,9 @@ A *source* is either a video file FFmpeg can read or a folder of still images, o
 taken in natural name order (``2.jpg`` before ``10.jpg``). Both go through PyAV: each decoded
 frame is converted to RGB and resized in FFmpeg's C code (swscale, bilinear with the
 down-scaling filter widened like torchvision's ``antialias=True``) as soon as it is decoded,
-so memory holds one segment of resized frames, never the whole video.
+so memory holds one segment of resized frames, never the whole video. A `Preprocessing`
+with ``antialias=False`` (torchvision's video backbones) instead converts the frame to RGB
+at its own size and resizes it as torchvision does (`Preprocessing.resize_frame`).
 
 Frame counts are always counted by decoding; container headers lie. A file that breaks off
 part-way (cut download, damaged tail) keeps the frames decoded before the damage and is
@@ -279,15 +281,16 @@ def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Ite
     """
     decoder = _Decoder(source)
     reformatter = VideoReformatter()  # keeps one swscale context for the whole video
-    target = None
+    target = native = None
+    # Extractors trained on torchvision's transforms resize the RGB frame without antialiasing.
+    plain_bilinear = preprocessing is not None and not preprocessing.antialias
     for frame in decoder.frames():
         if target is None:
-            shape = (frame.height, frame.width)
-            target = preprocessing.resized_shape(*shape) if preprocessing is not None else shape
-        rgb = reformatter.reformat(
-            frame, width=target[1], height=target[0], format="rgb24", interpolation="BILINEAR"
-        )
-        yield rgb.to_ndarray()
+            native = (frame.height, frame.width)
+            target = preprocessing.resized_shape(*native) if preprocessing is not None else native
+        size = native if plain_bilinear else target
+        rgb = reformatter.reformat(frame, width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR")
+        yield preprocessing.resize_frame(rgb.to_ndarray(), target) if plain_bilinear else rgb.to_ndarray()
     if target is None:
         raise _no_frames(Path(source), decoder)
 
