@@ -13,12 +13,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import RocCurveDisplay  # noqa: E402
 
+from gclvad.atomic import write_atomic  # noqa: E402
+
 
 def _save(fig, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Write the figure atomically (its format from the suffix: the temporary name has none)."""
+    path = Path(path)
+    try:
+        fig.tight_layout()
+        write_atomic(path, lambda temporary: fig.savefig(temporary, dpi=110, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
 
 
 def plot_message(path: str | Path, title: str, message: str) -> None:
