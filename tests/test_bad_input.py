@@ -12,12 +12,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from videos import make_text_file, make_video
 
 from gclvad.datasets import load_dataset
 from gclvad.errors import BadDatasetError, GclvadError
 from gclvad.segment_index import build_segment_index
 from gclvad.video import iter_frames, probe_video
-from videos import make_text_file, make_video
 
 TS_PACKET = 188
 
@@ -68,7 +68,10 @@ def test_a_transport_stream_cut_inside_a_frame_is_truncated(clean_ts, tmp_path):
     cut_file = written(tmp_path / "cut.ts", data[:cut])
     info = probe_video(cut_file)
     assert (info.frames, info.status) == (12, "truncated")
-    assert info.reason == "decoding stopped at frame 12: the decoder found a damaged frame (data missing or broken; file cut short?)"
+    assert (
+        info.reason
+        == "decoding stopped at frame 12: the decoder found a damaged frame (data missing or broken; file cut short?)"
+    )
     assert len(list(iter_frames(cut_file))) == 12  # the frames probing counts are the frames extraction sees
 
 
@@ -150,7 +153,11 @@ def test_the_console_names_each_skipped_video_and_why(tmp_path, caplog):
     assert any(line.endswith("13 videos indexed, 1 usable") for line in lines)
     assert "12 skipped (on_bad_video: skip):" in lines
     assert f"  short ({tmp_path / 'short.mkv'}): has 5 frames, fewer than one segment of 16" in lines
-    assert f"  m00 ({tmp_path / 'm00.mp4'}): not found: the manifest gives 'm00.mp4' (relative paths are read from its folder)" in lines
+    assert (
+        f"  m00 ({tmp_path / 'm00.mp4'}): not found: the manifest gives 'm00.mp4' "
+        "(relative paths are read from its folder)"
+        in lines
+    )
     assert sum(line.startswith("  m") for line in lines) == 9  # 10 lines shown in all, then the count
     assert "  ... and 2 more (status bad in the segment index)" in lines
 
@@ -180,7 +187,9 @@ def test_ucf_crime_and_shanghaitech_lists_refuse_unsafe_ids(tmp_path):
 
     ucf = tmp_path / "Anomaly_Train.txt"
     ucf.write_text("Abuse/Abuse001_x264.mp4\nAbuse/.Abuse002_x264.mp4\nAbuse/Ab use003.mp4\n")
-    with pytest.raises(BadDatasetError, match="2 problems:\n  line 2: video id '.Abuse002_x264'.*\n  line 3: video id 'Ab use003'"):
+    with pytest.raises(
+        BadDatasetError, match="2 problems:\n  line 2: video id '.Abuse002_x264'.*\n  line 3: video id 'Ab use003'"
+    ):
         read_video_list(ucf)
     stech = tmp_path / "SH_Train.txt"
     stech.write_text("01_001\n../01_002\n")
@@ -208,9 +217,8 @@ def test_job_log_writes_a_user_error_once_without_traceback(tmp_path, capsys):
     from gclvad.logs import job_log
 
     log = tmp_path / "job.log"
-    with pytest.raises(SystemExit) as exited:
-        with job_log(log):
-            raise BadDatasetError("videos.csv", "line 3: split must be 'train', 'test' or empty, found 'tset'")
+    with pytest.raises(SystemExit) as exited, job_log(log):
+        raise BadDatasetError("videos.csv", "line 3: split must be 'train', 'test' or empty, found 'tset'")
     assert exited.value.code == 1
     text = log.read_text()
     assert text.count("line 3: split must be") == 1 and "Traceback" not in text
@@ -222,9 +230,8 @@ def test_job_log_keeps_the_traceback_of_a_bug(tmp_path, capsys):
     from gclvad.logs import job_log
 
     log = tmp_path / "job.log"
-    with pytest.raises(SystemExit):
-        with job_log(log):
-            {}["missing key"]
+    with pytest.raises(SystemExit), job_log(log):
+        {}["missing key"]
     text = log.read_text()
     assert "job failed with an unexpected error" in text and "Traceback" in text and "KeyError: 'missing key'" in text
     assert "Traceback" not in capsys.readouterr().err

@@ -310,7 +310,10 @@ def test_ucf_crime_split_and_annotation_consistency(tmp_path):
     # Ids listed twice (or in both lists) are reported by the segment index, with these lines.
     Path(spec["train_list"]).write_text("Abuse/Abuse001_x264.mp4\nAbuse/Abuse028_x264.mp4\n")
     listed = [(v.id, v.listed_at) for v in load_dataset(spec) if v.id == "Abuse028_x264"]
-    assert listed == [("Abuse028_x264", f"{spec['train_list']} line 2"), ("Abuse028_x264", f"{spec['test_list']} line 2")]
+    assert listed == [
+        ("Abuse028_x264", f"{spec['train_list']} line 2"),
+        ("Abuse028_x264", f"{spec['test_list']} line 2"),
+    ]
     Path(spec["train_list"]).write_text("Abuse/Abuse001_x264.mp4\n")
     Path(spec["annotations"]).write_text(UCF_ANNOTATIONS.splitlines()[0] + "\n")
     with pytest.raises(BadDatasetError, match="no line for the anomalous test video Vandalism017_x264"):
@@ -379,7 +382,8 @@ def test_shanghaitech_prefers_the_avi_and_names_both_places_when_missing(tmp_pat
     Path(spec["test_list"]).write_text("01_002\n01_0015\n07_0099\n")
     problem = by_id(load_dataset(spec))["07_0099"].problem
     assert re.fullmatch(
-        "video 07_0099 is neither the file .*training/videos/07_0099.avi nor the folder .*testing/frames/07_0099", problem
+        "video 07_0099 is neither the file .*training/videos/07_0099.avi nor the folder .*testing/frames/07_0099",
+        problem,
     )
 
 

@@ -49,8 +49,9 @@ def segment_length_problem(name: str, segment_length: int) -> str:
     if facts is None:
         return unknown_extractor_problem(name)
     why = f" ({facts.why})" if facts.why else ""
+    found = f"but segment_length is {segment_length}"
     if facts.required_frames is not None and segment_length != facts.required_frames:
-        return f"extractor {name!r} only accepts {facts.required_frames}-frame segments{why}, but segment_length is {segment_length}"
+        return f"extractor {name!r} only accepts {facts.required_frames}-frame segments{why}, {found}"
     if segment_length < facts.min_frames:
-        return f"extractor {name!r} needs segments of at least {facts.min_frames} frames{why}, but segment_length is {segment_length}"
+        return f"extractor {name!r} needs segments of at least {facts.min_frames} frames{why}, {found}"
     return ""

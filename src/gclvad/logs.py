@@ -42,7 +42,7 @@ def job_log(path: str | Path | None) -> Iterator[logging.Logger]:
     except GclvadError as error:
         _report_failure(logger, to_file or to_stderr, f"job failed: {error}", with_traceback=False)
         raise SystemExit(1) from None
-    except Exception:
+    except Exception:  # noqa: BLE001 -- a bug: its traceback goes to the log, then the job exits
         _report_failure(logger, to_file or to_stderr, "job failed with an unexpected error", with_traceback=True)
         raise SystemExit(1) from None
 

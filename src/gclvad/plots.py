@@ -67,9 +67,7 @@ def anomalous_spans(truth: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
-def plot_video_scores(
-    videos: Sequence[tuple[str, np.ndarray, np.ndarray | None]], path: str | Path
-) -> None:
+def plot_video_scores(videos: Sequence[tuple[str, np.ndarray, np.ndarray | None]], path: str | Path) -> None:
     """Per-video frame scores (video id, scores, truth or None), ground truth shaded."""
     fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.6 * len(videos)), squeeze=False)
     for ax, (name, values, truth) in zip(axes[:, 0], videos):

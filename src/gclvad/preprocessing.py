@@ -76,7 +76,7 @@ class Preprocessing:
         """(top, left) of the centre crop in a resized frame."""
         crop_h, crop_w = _pair(self.crop)
         if self.rounding == "torchvision":
-            return int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))
+            return round((height - crop_h) / 2.0), round((width - crop_w) / 2.0)  # int(round(...)) there
         return (height - crop_h) // 2, (width - crop_w) // 2
 
     def normalize(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -109,8 +109,10 @@ def _problem_message(duplicates: list[str], bad: list[str], total: int, on_bad_v
     parts = []
     if duplicates:
         parts += [
-            f"video ids must be unique (they name result files), but {len(duplicates)} id(s) are listed "
-            "more than once; give each video its own id (`on_bad_video: skip` does not skip these):",
+            (
+                f"video ids must be unique (they name result files), but {len(duplicates)} id(s) are listed "
+                "more than once; give each video its own id (`on_bad_video: skip` does not skip these):"
+            ),
             *duplicates,
         ]
     if bad and on_bad_video == "stop":

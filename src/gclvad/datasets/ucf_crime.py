@@ -30,9 +30,9 @@ from gclvad.datasets.generic import (
     checked_id,
     existing_dir,
     existing_file,
+    raise_line_errors,
     read_csv_table,
     read_lines,
-    raise_line_errors,
     spec_path,
 )
 from gclvad.errors import BadDatasetError

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 import torchvision.models.video as tv_video
-from torchvision.transforms import InterpolationMode
 from torch import nn
+from torchvision.transforms import InterpolationMode
 
 from gclvad.device import resolve_device
 from gclvad.errors import GclvadError
@@ -37,7 +37,9 @@ _KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 def _kinetics_preprocessing(size, crop, mean=_KINETICS_MEAN, std=_KINETICS_STD) -> Preprocessing:
     """torchvision's VideoClassification preset: it hard-codes antialias=False in its resize."""
-    return Preprocessing(size=size, crop=crop, scale=1 / 255, mean=mean, std=std, antialias=False, rounding="torchvision")
+    return Preprocessing(
+        size=size, crop=crop, scale=1 / 255, mean=mean, std=std, antialias=False, rounding="torchvision"
+    )
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ MODELS: dict[str, TorchvisionVideoModel] = {
         weights_enum="Swin3D_T_Weights",
         head="head",
         dim=768,
-        preprocessing=_kinetics_preprocessing(size=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+        preprocessing=_kinetics_preprocessing(
+            size=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+        ),
         bf16_mode="autocast",
         fold_batchnorm=False,
     ),
