@@ -25,8 +25,9 @@ TS_PACKET = 188
 # ---------------------------------------------------------------- item 2: MPEG-TS without a length
 
 
-def noise_ts(path: Path, frames: int = 30, size=(64, 96)) -> Path:
-    """An MPEG-4 .ts of noise frames: several kB a frame, so a cut can fall inside one."""
+def noise_video(path: Path, frames: int = 30, size=(64, 96)) -> Path:
+    """MPEG-4 video of noise frames (container by suffix): several kB a frame, so that a cut
+    or damage can fall inside one."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=25)
         stream.height, stream.width, stream.pix_fmt = *size, "yuv420p"
@@ -46,7 +47,7 @@ def frame_offsets(path: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def clean_ts(tmp_path_factory) -> Path:
-    return noise_ts(tmp_path_factory.mktemp("ts") / "clean.ts")
+    return noise_video(tmp_path_factory.mktemp("ts") / "clean.ts")
 
 
 def written(path: Path, data: bytes) -> Path:
@@ -70,7 +71,7 @@ def test_a_transport_stream_cut_inside_a_frame_is_truncated(clean_ts, tmp_path):
     assert (info.frames, info.status) == (12, "truncated")
     assert (
         info.reason
-        == "decoding stopped at frame 12: the decoder found a damaged frame (data missing or broken; file cut short?)"
+        == "decoding stopped at frame 12: the decoder found the last frame damaged (data missing: file cut short?)"
     )
     assert len(list(iter_frames(cut_file))) == 12  # the frames probing counts are the frames extraction sees
 
@@ -95,6 +96,23 @@ def test_a_transport_stream_damaged_in_the_middle_is_truncated_at_the_damage(cle
         f"decoding stopped at frame {info.frames}: the container marks a packet corrupt (damaged or missing data)"
     )
     assert len(list(iter_frames(damaged))) == info.frames
+
+
+def test_a_frame_concealed_in_the_middle_keeps_the_video_whole(tmp_path):
+    """Garbage inside frame 20 of an .mp4: the decoder conceals it (flagging that frame), and
+    clean frames follow, so every frame keeps its number: not a reason to drop the rest."""
+    whole = noise_video(tmp_path / "whole.mp4", 40)
+    with av.open(str(whole)) as container:
+        position, size = [(p.pos, p.size) for p in container.demux(video=0) if p.size][20]
+    data = bytearray(whole.read_bytes())
+    data[position + size // 3 : position + size // 3 + 64] = (
+        np.random.default_rng(1).integers(0, 256, 64, np.uint8).tobytes()
+    )
+    damaged = written(tmp_path / "damaged.mp4", bytes(data))
+    with av.open(str(damaged)) as container:
+        assert [i for i, frame in enumerate(container.decode(video=0)) if frame.is_corrupt] == [20]
+    info = probe_video(damaged)
+    assert (info.frames, info.status) == (40, "ok")
 
 
 # ---------------------------------------------------------------- items 3-4: every problem at once
@@ -155,8 +173,7 @@ def test_the_console_names_each_skipped_video_and_why(tmp_path, caplog):
     assert f"  short ({tmp_path / 'short.mkv'}): has 5 frames, fewer than one segment of 16" in lines
     assert (
         f"  m00 ({tmp_path / 'm00.mp4'}): not found: the manifest gives 'm00.mp4' "
-        "(relative paths are read from its folder)"
-        in lines
+        "(relative paths are read from its folder)" in lines
     )
     assert sum(line.startswith("  m") for line in lines) == 9  # 10 lines shown in all, then the count
     assert "  ... and 2 more (status bad in the segment index)" in lines

@@ -14,17 +14,18 @@ reported as ``truncated``; a source from which no frame can be decoded raises
 `BadVideoError`. Damage is recognised by any of:
 
 * FFmpeg failing to decode (an error from the demuxer or the decoder);
-* a packet the demuxer flags corrupt (MPEG-TS continuity errors, PES length mismatches),
-  or a frame the decoder flags corrupt (it concealed missing or broken data, as for a
-  frame whose bytes were cut off);
+* a packet the demuxer flags corrupt (MPEG-TS continuity errors, PES length mismatches:
+  data, maybe whole frames, lost), or frames the decoder flags corrupt (it concealed
+  missing or broken data) at the very end, as for a last frame whose bytes were cut off;
 * fewer frames than the container declares (.mp4, .avi: a frame count; .mkv/.webm: a
   duration);
 * an MPEG-TS file that ends inside a transport packet (a cut download).
 
-Decoding stops at the first of these, even where the decoder could go on: frames after
-lost or concealed data would be misplaced or wrong, and frame numbers must match the
-annotations. A container that declares no length (MPEG-TS, MPEG-PS) and is cut exactly
-between two frames is a valid shorter file: nothing in it shows that it was cut.
+Decoding stops at the first of these, even where the decoder could go on: after lost data,
+frame numbers could no longer be trusted to match the annotations. A damaged frame in the
+middle that the decoder concealed, followed by clean ones, keeps the frame count and is
+kept. A container that declares no length (MPEG-TS, MPEG-PS) and is cut exactly between
+two frames is a valid shorter file: nothing in it shows that it was cut.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".m
 # clear shortfall beyond this many frames (or this fraction) counts as a cut-off file.
 _DECLARED_SLACK_FRAMES = 2
 _DECLARED_SLACK_FRACTION = 0.02
+# Damaged frames the decoder concealed are kept when clean frames follow, but not a longer run.
+_CONCEALED_RUN_LIMIT = 25
 # MPEG-TS packet sizes: plain, M2TS/Blu-ray (a 4-byte time stamp first), with Reed-Solomon bytes.
 _TRANSPORT_PACKET_BYTES = (188, 192, 204)
 
@@ -205,24 +208,35 @@ class _Decoder:
             self._check_transport_packets(container, count)
 
     def _clean_frames(self, container, stream) -> Iterator[av.VideoFrame]:
-        """Frames up to the first packet or frame FFmpeg flags corrupt (then `damage` says which).
+        """Decoded frames, up to where data was lost (then `damage` says why).
 
-        After a corrupt packet the decoder is flushed, so the frames of the packets before it
-        that it still holds (frame threads, B-frames) come out too.
+        A packet the demuxer flags corrupt lost data, so whole frames may be missing from there
+        on: decoding stops before it (after flushing the decoder, so that the frames of the
+        packets before it that the decoder still holds come out too). A frame the decoder flags
+        corrupt had damaged data concealed: with clean frames after it the frame count, and so
+        the timeline, is intact and it is kept; a run of them at the end (a frame cut off), or
+        one longer than _CONCEALED_RUN_LIMIT, ends decoding before the run.
         """
+        concealed: list[av.VideoFrame] = []
         for packet in container.demux(stream):
-            if packet.is_corrupt:
-                self.damage = "the container marks a packet corrupt (damaged or missing data)"
-                packets = [None]  # flush
-            else:
-                packets = [packet]
-            for frame in stream.decode(*packets):
+            lost = packet.is_corrupt
+            for frame in stream.decode(None if lost else packet):
                 if frame.is_corrupt:
-                    self.damage = "the decoder found a damaged frame (data missing or broken; file cut short?)"
-                    return
+                    concealed.append(frame)
+                    if len(concealed) > _CONCEALED_RUN_LIMIT:
+                        self.damage = (
+                            f"the decoder found {len(concealed)} damaged frames in a row (data missing or broken)"
+                        )
+                        return
+                    continue
+                yield from concealed
+                concealed = []
                 yield frame
-            if self.damage:
+            if lost:
+                self.damage = "the container marks a packet corrupt (damaged or missing data)"
                 return
+        if concealed:
+            self.damage = "the decoder found the last frame damaged (data missing: file cut short?)"
 
     def _read_declared_length(self, container, stream) -> None:
         if stream.frames > 0:
