@@ -194,7 +194,11 @@ class NotPlain:
             b"PK\x03\x04 not a zip archive at all" * 10,
             "cannot be read as a GCL models file .*damaged or another kind of file",
         ),
-        (None, "refused for safety: it holds pickled Python objects other than tensors and plain values"),
+        (
+            bytes(np.random.default_rng(0).integers(0, 256, 300, np.uint8)),
+            "cannot be read as a GCL models file .*damaged",
+        ),
+        (None, "refused for safety: it holds a pickled Python object \\(test_non_finite.NotPlain\\), not only tensors"),
     ],
 )
 def test_a_broken_models_file_says_what_it_should_be_and_what_writes_it(tmp_path, content, message):
