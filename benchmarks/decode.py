@@ -34,6 +34,10 @@ SIZE = (240, 320)
 PREPROCESSINGS = {
     "resnext101 (112/112)": Preprocessing(size=112, crop=112),
     "i3d (224/224)": Preprocessing(size=224, crop=224, scale=2 / 255, mean=(1, 1, 1)),
+    # torchvision's R3D/MC3/R(2+1)D transform (resized in torch, no antialias) against the
+    # FFmpeg resize those networks had before (same sizes): what matching torchvision costs.
+    "r3d_18 torchvision": Preprocessing(size=(128, 171), crop=112, antialias=False, rounding="torchvision"),
+    "r3d_18 FFmpeg resize": Preprocessing(size=(128, 171), crop=112),
 }
 
 

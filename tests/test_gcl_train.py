@@ -138,7 +138,7 @@ def test_saved_models_rebuild_exactly(tiny, tmp_path):
     with pytest.raises(GclvadError, match=r"features must be \(M, 64\)"):
         score(loaded, test_set.features[:, :10])
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(ModelsFileError, match="junk.pt: cannot be read as a GCL models file .*: it is damaged"):
+    with pytest.raises(ModelsFileError, match="junk.pt: cannot be read as a GCL models file .*it is damaged"):
         load_models(tmp_path / "junk.pt")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from videos import make_empty_file, make_text_file, make_video, truncate_copy
 
 from gclvad.datasets.base import FrameMask, Intervals, Video
 from gclvad.errors import BadDatasetError, GclvadError
@@ -15,7 +16,6 @@ from gclvad.segment_index import (
     usable_videos,
     write_segment_index,
 )
-from videos import make_empty_file, make_text_file, make_video, truncate_copy
 
 
 @pytest.fixture
@@ -101,6 +101,7 @@ def test_reading_a_file_without_the_columns(tmp_path):
 def test_unknown_policy_and_duplicate_ids(mixed_videos):
     with pytest.raises(GclvadError, match="on_bad_video must be one of stop, skip; got 'ignore'"):
         build_segment_index(mixed_videos, 16, on_bad_video="ignore")
-    twice = [mixed_videos[0], Video("good", mixed_videos[1].source)]
-    with pytest.raises(GclvadError, match="occur more than once: good"):
-        build_segment_index(twice, 16)
+    twice = [mixed_videos[0], Video("good", mixed_videos[1].source, listed_at="videos.csv line 3")]
+    duplicate = f"listed more than once.*\n  good: {mixed_videos[0].source}, videos.csv line 3"
+    with pytest.raises(GclvadError, match=duplicate):
+        build_segment_index(twice, 16, on_bad_video="skip")

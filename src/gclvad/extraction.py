@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gclvad.errors import BadVideoError, GclvadError
+from gclvad.extractor_facts import EXTRACTOR_FACTS, segment_length_problem
 from gclvad.extractors.base import Extractor
 from gclvad.features import write_video_features
 from gclvad.video import iter_segments
@@ -111,6 +112,10 @@ def check_segment_length(extractor: Extractor, segment_length: int) -> None:
             f"extractor {extractor.name!r} only accepts {required}-frame segments, "
             f"but segment_length is {segment_length}"
         )
+    # The shortest segment each network takes (the table the workflow checks before any job runs).
+    problem = segment_length_problem(extractor.name, segment_length) if extractor.name in EXTRACTOR_FACTS else ""
+    if problem:
+        raise GclvadError(problem)
 
 
 def compute_features(

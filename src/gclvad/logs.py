@@ -8,18 +8,27 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from gclvad.errors import GclvadError
+
 
 @contextlib.contextmanager
 def job_log(path: str | Path | None) -> Iterator[logging.Logger]:
-    """Send log records and warnings to `path` (and stderr) for the duration of one job.
+    """Send log records and warnings to `path` (and stderr) for the duration of one workflow job.
 
-    An exception is written to the log with its traceback before it propagates, so a failed
-    job's log says why it failed.
+    A job that fails says why once. Snakemake prints a failed job's log file (the profiles set
+    `show-failed-logs`), so the failure goes to the log file only, not also to stderr, and the
+    job then exits with status 1 instead of letting Python print the traceback again. A
+    GclvadError (bad input, a message for the user) is written without a traceback; any
+    other exception is a bug and keeps its traceback. Without a log file the failure goes to
+    stderr.
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    to_stderr = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [to_stderr]
+    to_file = None
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="w"))
+        to_file = logging.FileHandler(path, mode="w")
+        handlers.append(to_file)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -30,6 +39,18 @@ def job_log(path: str | Path | None) -> Iterator[logging.Logger]:
     logger = logging.getLogger("gclvad")
     try:
         yield logger
-    except Exception:
-        logger.exception("job failed")
-        raise
+    except GclvadError as error:
+        _report_failure(logger, to_file or to_stderr, f"job failed: {error}", with_traceback=False)
+        raise SystemExit(1) from None
+    except Exception:  # noqa: BLE001 -- a bug: its traceback goes to the log, then the job exits
+        _report_failure(logger, to_file or to_stderr, "job failed with an unexpected error", with_traceback=True)
+        raise SystemExit(1) from None
+
+
+def _report_failure(logger: logging.Logger, handler: logging.Handler, message: str, with_traceback: bool) -> None:
+    """One ERROR record, through `handler` alone."""
+    record = logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 0, message, None, sys.exc_info() if with_traceback else None
+    )
+    handler.handle(record)
+    handler.flush()

@@ -24,7 +24,13 @@ from gclvad.features import load_feature_set, merge_video_features, read_provena
 from gclvad.frame_scores import read_scores, score_feature_set, write_scores
 from gclvad.gcl.config import STAGE_SECTIONS, Stage
 from gclvad.runs import stage_config
-from gclvad.segment_index import build_segment_index, read_segment_index, split_videos, write_segment_index
+from gclvad.segment_index import (
+    build_segment_index,
+    index_summary,
+    read_segment_index,
+    split_videos,
+    write_segment_index,
+)
 
 # The networks (gcl.train, gcl.store, extractors: torch), the figures (plots: matplotlib)
 # and the demo generator are imported inside the stages that use them, so that the jobs
@@ -52,7 +58,7 @@ def index_dataset(*, spec: Mapping, segment_length: int, on_bad_video: str, out_
     """Read a dataset, decode every video once and write its segment index (TSV)."""
     table = build_segment_index(load_dataset(dict(spec)), segment_length, on_bad_video)
     write_segment_index(table, out_path)
-    log.info("%d videos indexed, %d usable", len(table), table["status"].isin(["ok", "truncated"]).sum())
+    log.info("\n".join(index_summary(table)))
 
 
 def extract_video_features(

@@ -13,12 +13,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import RocCurveDisplay  # noqa: E402
 
+from gclvad.atomic import write_atomic  # noqa: E402
+
 
 def _save(fig, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Write the figure atomically (its format from the suffix: the temporary name has none)."""
+    path = Path(path)
+    try:
+        fig.tight_layout()
+        write_atomic(path, lambda temporary: fig.savefig(temporary, dpi=110, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
 
 
 def plot_message(path: str | Path, title: str, message: str) -> None:
@@ -62,9 +67,7 @@ def anomalous_spans(truth: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
-def plot_video_scores(
-    videos: Sequence[tuple[str, np.ndarray, np.ndarray | None]], path: str | Path
-) -> None:
+def plot_video_scores(videos: Sequence[tuple[str, np.ndarray, np.ndarray | None]], path: str | Path) -> None:
     """Per-video frame scores (video id, scores, truth or None), ground truth shaded."""
     fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.6 * len(videos)), squeeze=False)
     for ax, (name, values, truth) in zip(axes[:, 0], videos):

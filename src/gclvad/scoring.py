@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from gclvad.atomic import write_atomic
 from gclvad.errors import BadVideoError, GclvadError
 from gclvad.video import VIDEO_SUFFIXES
 from gclvad.weights import MARKERS, RANDOM_WEIGHTS, sha256_file
@@ -383,5 +384,5 @@ def score_folder(
             for s in scored
         ]
     )
-    table.to_csv(summary_path, sep="\t", index=False, float_format="%.6g")
+    write_atomic(summary_path, lambda temporary: table.to_csv(temporary, sep="\t", index=False, float_format="%.6g"))
     return scored

@@ -8,6 +8,11 @@ probing again, and use only the videos `usable_videos` returns.
 Columns: video, source, split (missing, NaN, for unsplit footage), frames, fps, width,
 height, segments, padded_tail, status ("ok", "truncated", "bad") and reason ("" when ok).
 A bad video has 0 segments, and 0 in the columns decoding could not measure.
+
+A video is bad when its reader found a problem (a listed file that does not exist), when
+it does not decode into one segment, or when its annotation does not fit it. Every video
+is probed before anything is refused, so one run reports every bad video and every
+duplicated id (with the lines that list it) at once.
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ def _row(video: Video, *, frames, fps, width, height, segments, tail) -> dict:
 
 def index_row(video: Video, segment_length: int) -> dict:
     """Probe one video and check its annotation; a dict with the index's columns."""
+    if video.problem:
+        return _bad_row(video, video.problem)
     try:
         info = probe_video(video.source)
     except BadVideoError as error:
@@ -80,24 +87,43 @@ def index_row(video: Video, segment_length: int) -> dict:
     return row
 
 
-def _check_unique_ids(videos: list[Video]) -> None:
-    seen: dict[str, Path] = {}
-    clashes = []
+def duplicated_ids(videos: list[Video]) -> list[str]:
+    """One line per id that more than one video has, naming where each is listed."""
+    places: dict[str, list[str]] = {}
     for video in videos:
-        if video.id in seen:
-            clashes.append(f"{video.id} ({seen[video.id]} and {video.source})")
-        seen.setdefault(video.id, video.source)
-    if clashes:
-        raise GclvadError("video ids must be unique; these occur more than once: " + "; ".join(clashes))
+        places.setdefault(video.id, []).append(video.listed_at or str(video.source))
+    return [f"  {video_id}: {', '.join(where)}" for video_id, where in places.items() if len(where) > 1]
 
 
-def _bad_video_message(bad: pd.DataFrame, total: int) -> str:
-    lines = [f"{len(bad)} of {total} videos cannot be used:"]
-    lines += [f"  {row.source} (video {row.video}): {row.reason}" for row in bad.itertuples()]
-    lines.append(
-        "Fix or remove them, or set `on_bad_video: skip` in the config to exclude them from the run."
-    )
-    return "\n".join(lines)
+def _bad_video_lines(videos: list[Video], rows: list[dict]) -> list[str]:
+    lines = []
+    for video, row in zip(videos, rows):
+        if row["status"] == BAD:
+            where = f", {video.listed_at}" if video.listed_at else ""
+            lines.append(f"  {row['source']} (video {row['video']}{where}): {row['reason']}")
+    return lines
+
+
+def _problem_message(duplicates: list[str], bad: list[str], total: int, on_bad_video: str) -> str:
+    """Every problem that stops indexing, in one message."""
+    parts = []
+    if duplicates:
+        parts += [
+            (
+                f"video ids must be unique (they name result files), but {len(duplicates)} id(s) are listed "
+                "more than once; give each video its own id (`on_bad_video: skip` does not skip these):"
+            ),
+            *duplicates,
+        ]
+    if bad and on_bad_video == "stop":
+        parts += [
+            f"{len(bad)} of {total} videos cannot be used:",
+            *bad,
+            "Fix or remove them, or set `on_bad_video: skip` in the config to exclude them from the run.",
+        ]
+    elif bad:
+        parts += [f"Besides, {len(bad)} of {total} videos cannot be used (`on_bad_video: skip` will skip them):", *bad]
+    return "\n".join(parts)
 
 
 def build_segment_index(
@@ -107,23 +133,38 @@ def build_segment_index(
 
     on_bad_video: "stop" raises GclvadError listing every bad video (after probing all of
     them, so one run shows every problem); "skip" keeps them as rows with status "bad".
+    Duplicated ids raise in both cases (an id names the video's files), after probing too,
+    so that the message also lists every bad video.
     progress: show a tqdm bar on stderr; None shows it for 20 videos or more.
     """
     if on_bad_video not in ON_BAD_VIDEO:
         raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
     if segment_length < 1:
         raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
-    _check_unique_ids(videos)
     show = len(videos) >= _PROGRESS_FROM if progress is None else progress
     rows = [
         index_row(video, segment_length)
         for video in tqdm(videos, desc="probing videos", unit="video", file=sys.stderr, disable=not show)
     ]
-    index = pd.DataFrame(rows, columns=COLUMNS)
-    bad = index[index["status"] == BAD]
-    if on_bad_video == "stop" and len(bad):
-        raise GclvadError(_bad_video_message(bad, len(index)))
-    return index
+    duplicates, bad = duplicated_ids(videos), _bad_video_lines(videos, rows)
+    if duplicates or (bad and on_bad_video == "stop"):
+        raise GclvadError(_problem_message(duplicates, bad, len(videos), on_bad_video))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def index_summary(index: pd.DataFrame, shown: int = 10) -> list[str]:
+    """Console lines about an index: counts, then each skipped video and each truncated one
+    with its reason (at most `shown` of each, then how many more)."""
+    usable = index["status"].isin([OK, TRUNCATED])
+    lines = [f"{len(index)} videos indexed, {int(usable.sum())} usable"]
+    for status, what in ((BAD, "skipped (on_bad_video: skip)"), (TRUNCATED, "truncated, used up to the damage")):
+        rows = index[index["status"] == status]
+        if len(rows):
+            lines.append(f"{len(rows)} {what}:")
+            lines += [f"  {row.video} ({row.source}): {row.reason}" for row in rows.head(shown).itertuples()]
+            if len(rows) > shown:
+                lines.append(f"  ... and {len(rows) - shown} more (status {status} in the segment index)")
+    return lines
 
 
 def write_segment_index(index: pd.DataFrame, path: Path) -> None:

@@ -4,12 +4,28 @@ A *source* is either a video file FFmpeg can read or a folder of still images, o
 taken in natural name order (``2.jpg`` before ``10.jpg``). Both go through PyAV: each decoded
 frame is converted to RGB and resized in FFmpeg's C code (swscale, bilinear with the
 down-scaling filter widened like torchvision's ``antialias=True``) as soon as it is decoded,
-so memory holds one segment of resized frames, never the whole video.
+so memory holds one segment of resized frames, never the whole video. A `Preprocessing`
+with ``antialias=False`` (torchvision's video backbones) instead converts the frame to RGB
+at its own size and resizes it as torchvision does (`Preprocessing.resize_frame`).
 
 Frame counts are always counted by decoding; container headers lie. A file that breaks off
 part-way (cut download, damaged tail) keeps the frames decoded before the damage and is
 reported as ``truncated``; a source from which no frame can be decoded raises
-`BadVideoError`.
+`BadVideoError`. Damage is recognised by any of:
+
+* FFmpeg failing to decode (an error from the demuxer or the decoder);
+* a packet the demuxer flags corrupt (MPEG-TS continuity errors, PES length mismatches:
+  data, maybe whole frames, lost), or frames the decoder flags corrupt (it concealed
+  missing or broken data) at the very end, as for a last frame whose bytes were cut off;
+* fewer frames than the container declares (.mp4, .avi: a frame count; .mkv/.webm: a
+  duration);
+* an MPEG-TS file that ends inside a transport packet (a cut download).
+
+Decoding stops at the first of these, even where the decoder could go on: after lost data,
+frame numbers could no longer be trusted to match the annotations. A damaged frame in the
+middle that the decoder concealed, followed by clean ones, keeps the frame count and is
+kept. A container that declares no length (MPEG-TS, MPEG-PS) and is cut exactly between
+two frames is a valid shorter file: nothing in it shows that it was cut.
 """
 
 from __future__ import annotations
@@ -37,6 +53,10 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".m
 # clear shortfall beyond this many frames (or this fraction) counts as a cut-off file.
 _DECLARED_SLACK_FRAMES = 2
 _DECLARED_SLACK_FRACTION = 0.02
+# Damaged frames the decoder concealed are kept when clean frames follow, but not a longer run.
+_CONCEALED_RUN_LIMIT = 25
+# MPEG-TS packet sizes: plain, M2TS/Blu-ray (a 4-byte time stamp first), with Reed-Solomon bytes.
+_TRANSPORT_PACKET_BYTES = (188, 192, 204)
 
 
 @dataclass
@@ -175,13 +195,48 @@ class _Decoder:
             self._read_declared_length(container, stream)
             count = 0
             try:
-                for frame in container.decode(stream):
+                for frame in self._clean_frames(container, stream):
                     count += 1
                     yield frame
             except av.FFmpegError as error:
                 self.damage = f"decoding stopped at frame {count}: {_ffmpeg_problem(error)}"
                 return
+            if self.damage:
+                self.damage = f"decoding stopped at frame {count}: {self.damage}"
+                return
             self._check_declared_length(count)
+            self._check_transport_packets(container, count)
+
+    def _clean_frames(self, container, stream) -> Iterator[av.VideoFrame]:
+        """Decoded frames, up to where data was lost (then `damage` says why).
+
+        A packet the demuxer flags corrupt lost data, so whole frames may be missing from there
+        on: decoding stops before it (after flushing the decoder, so that the frames of the
+        packets before it that the decoder still holds come out too). A frame the decoder flags
+        corrupt had damaged data concealed: with clean frames after it the frame count, and so
+        the timeline, is intact and it is kept; a run of them at the end (a frame cut off), or
+        one longer than _CONCEALED_RUN_LIMIT, ends decoding before the run.
+        """
+        concealed: list[av.VideoFrame] = []
+        for packet in container.demux(stream):
+            lost = packet.is_corrupt
+            for frame in stream.decode(None if lost else packet):
+                if frame.is_corrupt:
+                    concealed.append(frame)
+                    if len(concealed) > _CONCEALED_RUN_LIMIT:
+                        self.damage = (
+                            f"the decoder found {len(concealed)} damaged frames in a row (data missing or broken)"
+                        )
+                        return
+                    continue
+                yield from concealed
+                concealed = []
+                yield frame
+            if lost:
+                self.damage = "the container marks a packet corrupt (damaged or missing data)"
+                return
+        if concealed:
+            self.damage = "the decoder found the last frame damaged (data missing: file cut short?)"
 
     def _read_declared_length(self, container, stream) -> None:
         if stream.frames > 0:
@@ -189,6 +244,17 @@ class _Decoder:
         elif container.duration and self.fps > 0:
             # Matroska/WebM store no frame count, only a duration (microseconds).
             self._declared_frames = round(container.duration / 1_000_000 * self.fps)
+
+    def _check_transport_packets(self, container, count: int) -> None:
+        """An MPEG-TS file is a whole number of fixed-size packets: a remainder means it was cut."""
+        if container.format.name != "mpegts":
+            return
+        size = self.source.stat().st_size
+        if all(size % packet for packet in _TRANSPORT_PACKET_BYTES):
+            self.damage = (
+                f"decoding stopped at frame {count}, and the file ends {size % 188} bytes into a "
+                "188-byte MPEG-TS packet (file cut short)"
+            )
 
     def _check_declared_length(self, count: int) -> None:
         declared = self._declared_frames
@@ -229,15 +295,16 @@ def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Ite
     """
     decoder = _Decoder(source)
     reformatter = VideoReformatter()  # keeps one swscale context for the whole video
-    target = None
+    target = native = None
+    # Extractors trained on torchvision's transforms resize the RGB frame without antialiasing.
+    plain_bilinear = preprocessing is not None and not preprocessing.antialias
     for frame in decoder.frames():
         if target is None:
-            shape = (frame.height, frame.width)
-            target = preprocessing.resized_shape(*shape) if preprocessing is not None else shape
-        rgb = reformatter.reformat(
-            frame, width=target[1], height=target[0], format="rgb24", interpolation="BILINEAR"
-        )
-        yield rgb.to_ndarray()
+            native = (frame.height, frame.width)
+            target = preprocessing.resized_shape(*native) if preprocessing is not None else native
+        size = native if plain_bilinear else target
+        rgb = reformatter.reformat(frame, width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR")
+        yield preprocessing.resize_frame(rgb.to_ndarray(), target) if plain_bilinear else rgb.to_ndarray()
     if target is None:
         raise _no_frames(Path(source), decoder)
 

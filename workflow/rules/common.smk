@@ -10,7 +10,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from gclvad.cleaning import CleaningConfig
+from gclvad.datasets.base import VIDEO_ID_PATTERN
 from gclvad.errors import GclvadError
+from gclvad.extractor_facts import segment_length_problem, unknown_extractor_problem
 from gclvad.gcl.config import Stage
 from gclvad.runs import run_settings, stage_config, stage_params, variant_pattern
 from gclvad.weights import is_marker
@@ -42,6 +44,8 @@ wildcard_constraints:
     variant=r"[A-Za-z0-9_]+(~[A-Za-z0-9_.]+=[A-Za-z0-9_.\-]+)*",
     seed=r"\d+",
     cleaning=r"[a-z0-9]+-[a-z]+-[0-9.e+\-]+",
+    # The readers refuse other ids (gclvad.datasets.base): none reaches outside its folder.
+    video=VIDEO_ID_PATTERN,
 
 
 def filled(pattern, **values):
@@ -69,7 +73,42 @@ def check_config_references():
                 )
 
 
+def check_extractor_names():
+    """Every `extractors:` key must be an extractor gclvad has (gclvad.extractor_facts)."""
+    for name in config["extractors"]:
+        problem = unknown_extractor_problem(name)
+        if problem:
+            raise WorkflowError(f"config extractors.{name}: {problem}")
+
+
+def check_segment_length():
+    """segment_length must suit the extractor of every dataset (I3D needs 9 frames or more)."""
+    for name, entry in config["datasets"].items():
+        problem = segment_length_problem(entry["extractor"], config["segment_length"])
+        if problem:
+            raise WorkflowError(
+                f"config segment_length: {problem} (dataset {name} uses it); "
+                "set segment_length to a length it accepts"
+            )
+
+
+def check_cleaning_settings():
+    """The `cleaning:` settings every dataset's runs start from (the top-level section, then
+    its training preset's), checked even where no run of it is asked for yet."""
+    for name, entry in config["datasets"].items():
+        preset = config["training"]["presets"][entry.get("training", "small")]
+        try:
+            CleaningConfig(**{**config["cleaning"], **preset.get("cleaning", {})})
+        except GclvadError as error:
+            raise WorkflowError(
+                f"config cleaning (dataset {name}, training preset {entry.get('training', 'small')}): {error}"
+            ) from None
+
+
 check_config_references()
+check_extractor_names()
+check_segment_length()
+check_cleaning_settings()
 
 
 DATASET_HELP = {

@@ -1,7 +1,8 @@
-"""The common shape every dataset reader returns: a list of `Video`s."""
+"""The common shape every dataset reader returns: a list of `Video`s, and what a video id may be."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -11,6 +12,21 @@ import numpy as np
 from gclvad.errors import BadDatasetError
 
 TRAIN, TEST = "train", "test"
+
+# A video id names files and folders of the results (features/<extractor>/<id>.h5, logs, ...)
+# and is the workflow's {video} wildcard: letters, digits, "_", "-" and "." only, not
+# starting with "." (no hidden files, no "." or ".."), so no id can reach outside its folder.
+VIDEO_ID_PATTERN = r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*"
+VIDEO_ID_RULE = "letters, digits, '_', '-' and '.' only, not starting with '.'"
+
+
+def video_id_problem(video_id: str) -> str:
+    """Why `video_id` cannot be a video id ("" when it can)."""
+    if not video_id:
+        return "empty video id"
+    if re.fullmatch(VIDEO_ID_PATTERN, video_id) is None:
+        return f"video id {video_id!r} is not allowed: ids name result files, so they hold {VIDEO_ID_RULE}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,10 @@ class Video:
     annotation: frame-level ground truth of a test video (Intervals or FrameMask); None
         means unknown, except for a test video of a labelled dataset whose label is 0,
         which is all-normal.
+    listed_at: where the dataset lists the video ("videos.csv line 4"), for messages.
+    problem: why the reader found the video unusable ("" when it did not), e.g. a listed
+        file that does not exist; the segment index reports it as a bad video, like one
+        that does not decode, so that one run lists every problem.
     """
 
     id: str
@@ -66,6 +86,8 @@ class Video:
     split: str | None = None
     label: int | None = None
     annotation: Intervals | FrameMask | None = None
+    listed_at: str = ""
+    problem: str = ""
 
     def truth(self, n_frames: int) -> np.ndarray | None:
         """Per-frame ground truth, or None where the dataset has none for this video."""

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from gclvad.atomic import atomic_path, write_atomic
 from gclvad.datasets.base import TEST, TRAIN
 from gclvad.errors import GclvadError
 
@@ -293,7 +294,7 @@ def write_demo_video(
     height, width = size
     if height % 2 or width % 2:
         raise GclvadError(f"demo video size must be even for yuv420p video; got {height}x{width}")
-    with av.open(str(path), "w") as container:
+    with atomic_path(path) as temporary, av.open(str(temporary), "w", format="mp4") as container:
         # FFmpeg's own MPEG-4 encoder, on one thread: a seed must reproduce the same video,
         # and libx264 here encoded the same frames differently from run to run (even on one
         # thread), which made the demo's features, and so its AUC, vary.
@@ -348,11 +349,11 @@ def generate_demo(
         [(p.name, p.event.start, p.event.end) for p in plans if p.event],
         columns=["video", "start_frame", "end_frame"],
     )
-    annotations.to_csv(out_dir / "annotations.csv", index=False)
+    write_atomic(out_dir / "annotations.csv", lambda temporary: annotations.to_csv(temporary, index=False))
     manifest = pd.DataFrame(
         [(p.name, f"{p.name}.mp4", p.split, int(p.event is not None)) for p in plans],
         columns=["video", "path", "split", "label"],
     )
     # The manifest comes last: its presence means the whole dataset is there.
-    manifest.to_csv(out_dir / "videos.csv", index=False)
+    write_atomic(out_dir / "videos.csv", lambda temporary: manifest.to_csv(temporary, index=False))
     return out_dir / "videos.csv"

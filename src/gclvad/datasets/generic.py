@@ -12,19 +12,23 @@ Spec keys:
                  may have several rows. A video without rows keeps annotation None, so its
                  frame truth comes from its label (0: all normal, otherwise unknown).
 
-This module also holds the small helpers (spec keys, list files, duplicate checks) that
-the other readers share.
+Every line is checked before anything is raised, so one error lists every bad line. A
+listed video whose file is missing is not an error of the manifest: it becomes a `Video`
+with a `problem`, which the segment index reports (and `on_bad_video: skip` skips) like a
+video that does not decode. Duplicate ids are reported by the segment index too, with
+their line numbers, beside every other problem.
+
+This module also holds the small helpers (spec keys, list files, collected line errors)
+that the other readers share.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
-from gclvad.datasets.base import TEST, TRAIN, Intervals, Video
+from gclvad.datasets.base import TEST, TRAIN, Intervals, Video, video_id_problem
 from gclvad.errors import BadDatasetError, GclvadError
 
 MANIFEST_COLUMNS = ("video", "path", "split", "label")
@@ -64,17 +68,21 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
         return [(n, line.strip()) for n, line in enumerate(handle, start=1) if line.strip()]
 
 
-def reject_duplicates(ids: Iterable[str], path: Path, what: str = "video ids") -> None:
-    duplicated = sorted(name for name, count in Counter(ids).items() if count > 1)
-    if duplicated:
-        raise BadDatasetError(path, f"duplicated {what}: {', '.join(duplicated)}")
+def raise_line_errors(path: Path, problems: list[str], shown: int = 20) -> None:
+    """One BadDatasetError listing every problem found in `path` (none: nothing happens)."""
+    if len(problems) == 1:
+        raise BadDatasetError(path, problems[0])
+    if problems:
+        listed = problems[:shown] + ([f"... and {len(problems) - shown} more"] if len(problems) > shown else [])
+        raise BadDatasetError(path, f"{len(problems)} problems:\n  " + "\n  ".join(listed))
 
 
-def reject_overlap(train_ids: Iterable[str], test_ids: Iterable[str], train_list: Path, test_list: Path) -> None:
-    both = sorted(set(train_ids) & set(test_ids))
-    if both:
-        shown = ", ".join(both[:20]) + (f" (and {len(both) - 20} more)" if len(both) > 20 else "")
-        raise BadDatasetError(test_list, f"videos listed both here and in the train list {train_list}: {shown}")
+def checked_id(video_id: str, line: int, problems: list[str]) -> str:
+    """`video_id`, after noting in `problems` why it is not a valid id (if it is not)."""
+    problem = video_id_problem(video_id)
+    if problem:
+        problems.append(f"line {line}: {problem}")
+    return video_id
 
 
 def read_csv_table(path: Path, required: tuple[str, ...], allowed: tuple[str, ...]) -> pd.DataFrame:
@@ -82,9 +90,10 @@ def read_csv_table(path: Path, required: tuple[str, ...], allowed: tuple[str, ..
 
     Every cell is read as text (empty cells as "") so that ids such as 01_001 keep their
     leading zeros and labels are checked as written rather than as pandas guesses them.
+    The table's index is each row's line number in the file (blank lines are dropped).
     """
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise BadDatasetError(path, f"cannot be read as CSV: {error}") from error
     table.columns = [str(name).strip() for name in table.columns]
@@ -96,7 +105,9 @@ def read_csv_table(path: Path, required: tuple[str, ...], allowed: tuple[str, ..
         raise BadDatasetError(
             path, f"has unknown column(s) {', '.join(unknown)}; allowed columns are {', '.join(allowed)}"
         )
-    return table.apply(lambda column: column.str.strip())
+    table = table.apply(lambda column: column.str.strip())
+    table.index = table.index + 2  # line 1 is the header
+    return table[(table != "").any(axis=1)]
 
 
 # ---------------------------------------------------------------- the generic reader
@@ -108,32 +119,39 @@ def read_generic(spec: dict) -> list[Video]:
     table = read_csv_table(manifest, REQUIRED_MANIFEST_COLUMNS, MANIFEST_COLUMNS)
     if table.empty:
         raise BadDatasetError(manifest, "lists no videos")
-    reject_duplicates(table["video"], manifest)
 
     annotations = {}
     if spec.get("annotations"):
         annotations = read_annotations(Path(spec["annotations"]), set(table["video"]))
 
-    videos = []
-    for row_number, row in enumerate(table.itertuples(index=False), start=2):  # line 1 is the header
-        videos.append(_video_of_row(row._asdict(), row_number, manifest, annotations))
+    videos, problems = [], []
+    for line, row in zip(table.index, table.itertuples(index=False)):
+        try:
+            videos.append(_video_of_row(row._asdict(), line, manifest, annotations))
+        except BadDatasetError as error:
+            problems.append(error.problem)
+    raise_line_errors(manifest, problems)
     return videos
 
 
 def _video_of_row(row: dict, line: int, manifest: Path, annotations: dict[str, Intervals]) -> Video:
     video_id = row["video"]
-    if not video_id:
-        raise BadDatasetError(manifest, f"line {line}: empty video id")
+    problem = video_id_problem(video_id)
+    if problem:
+        raise BadDatasetError(manifest, f"line {line}: {problem}")
     split = _split_of(row.get("split", ""), line, manifest)
     label = _label_of(row.get("label", ""), line, manifest)
-    source = _source_of(row["path"], line, manifest)
+    source, missing = _source_of(row["path"], line, manifest)
     annotation = annotations.get(video_id)
     if annotation is not None and label == 0:
         raise BadDatasetError(
             manifest,
             f"line {line}: video {video_id} has label 0 (normal) but anomalous intervals in {annotation.source}",
         )
-    return Video(id=video_id, source=source, split=split, label=label, annotation=annotation)
+    return Video(
+        id=video_id, source=source, split=split, label=label, annotation=annotation,
+        listed_at=f"{manifest} line {line}", problem=missing,
+    )  # fmt: skip
 
 
 def _split_of(value: str, line: int, manifest: Path) -> str | None:
@@ -152,15 +170,16 @@ def _label_of(value: str, line: int, manifest: Path) -> int | None:
     return int(value)
 
 
-def _source_of(value: str, line: int, manifest: Path) -> Path:
+def _source_of(value: str, line: int, manifest: Path) -> tuple[Path, str]:
+    """The video's path, and why it cannot be used ("" when it exists)."""
     if not value:
         raise BadDatasetError(manifest, f"line {line}: empty path")
     source = Path(value)
     if not source.is_absolute():
         source = manifest.parent / source
     if not source.exists():
-        raise BadDatasetError(manifest, f"line {line}: video {value!r} not found (looked at {source})")
-    return source
+        return source, f"not found: the manifest gives {value!r} (relative paths are read from its folder)"
+    return source, ""
 
 
 def read_annotations(path: Path, known_videos: set[str]) -> dict[str, Intervals]:
@@ -168,7 +187,7 @@ def read_annotations(path: Path, known_videos: set[str]) -> dict[str, Intervals]
     existing_file(path, "annotations file")
     table = read_csv_table(path, ANNOTATION_COLUMNS, ANNOTATION_COLUMNS)
     spans: dict[str, list[tuple[int, int]]] = {}
-    for line, row in enumerate(table.itertuples(index=False), start=2):
+    for line, row in zip(table.index, table.itertuples(index=False)):
         if row.video not in known_videos:
             raise BadDatasetError(path, f"line {line}: video {row.video!r} is not in the manifest")
         start = _frame_number(row.start_frame, "start_frame", line, path)

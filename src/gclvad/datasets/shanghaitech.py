@@ -15,7 +15,10 @@ Spec keys:
 Each listed id is the .avi when present, else the frame folder. Its annotation is the
 FrameMask of ``<id>.npy`` when that file exists; an original training video needs none (it
 is all normal: label 0, so Video.truth gives zeros). Video label: 1 when the mask holds any
-1, else 0.
+1, else 0. The published ids (01_001, 01_0014) are the video ids, unchanged; they fit the
+ids gclvad allows (letters, digits, ``_ - .``). A listed video without its file or folder,
+or an original testing video without its mask, is reported by the segment index as a bad
+video (``on_bad_video``); so is an id listed twice, or in both lists.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ import numpy as np
 
 from gclvad.datasets.base import TEST, TRAIN, FrameMask, Video
 from gclvad.datasets.generic import (
+    checked_id,
     existing_dir,
     existing_file,
+    raise_line_errors,
     read_lines,
-    reject_duplicates,
-    reject_overlap,
     spec_path,
 )
 from gclvad.errors import BadDatasetError
@@ -45,21 +48,28 @@ def read_shanghaitech(spec: dict) -> list[Video]:
     existing_file(test_list, "test list")
     existing_dir(masks, "frame mask folder")
 
-    train_ids = read_id_list(train_list)
-    test_ids = read_id_list(test_list)
-    reject_overlap(train_ids, test_ids, train_list, test_list)
-    return [_video(vid, TRAIN, root, masks) for vid in train_ids] + [_video(vid, TEST, root, masks) for vid in test_ids]
+    videos = [_video(vid, line, train_list, TRAIN, root, masks) for line, vid in read_id_list_lines(train_list)]
+    return videos + [_video(vid, line, test_list, TEST, root, masks) for line, vid in read_id_list_lines(test_list)]
 
 
 def read_id_list(path: Path) -> list[str]:
-    ids = [text for _, text in read_lines(path)]
-    if not ids:
+    """The ids of a split list, in order."""
+    return [video_id for _, video_id in read_id_list_lines(path)]
+
+
+def read_id_list_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, id) for each id of a split list; unusable ids are an error naming their lines."""
+    lines = read_lines(path)
+    if not lines:
         raise BadDatasetError(path, "lists no videos")
-    reject_duplicates(ids, path)
-    return ids
+    problems: list[str] = []
+    entries = [(line, checked_id(text, line, problems)) for line, text in lines]
+    raise_line_errors(path, problems)
+    return entries
 
 
-def _video(video_id: str, split: str, root: Path, masks: Path) -> Video:
+def _video(video_id: str, line: int, listed_in: Path, split: str, root: Path, masks: Path) -> Video:
+    listed_at = f"{listed_in} line {line}"
     video_file = root / "training" / "videos" / f"{video_id}.avi"
     frame_folder = root / "testing" / "frames" / video_id
     mask_file = masks / f"{video_id}.npy"
@@ -68,21 +78,25 @@ def _video(video_id: str, split: str, root: Path, masks: Path) -> Video:
     elif frame_folder.is_dir():
         source = frame_folder
     else:
-        raise BadDatasetError(root, f"video {video_id} is neither the file {video_file} nor the folder {frame_folder}")
+        problem = f"video {video_id} is neither the file {video_file} nor the folder {frame_folder}"
+        return Video(video_id, video_file, split, None, None, listed_at, problem)
 
     if mask_file.is_file():
-        return Video(video_id, source, split, _label_of_mask(mask_file), FrameMask(mask_file))
+        label, problem = _label_of_mask(mask_file)
+        return Video(video_id, source, split, label, FrameMask(mask_file), listed_at, problem)
     if source == frame_folder:
         # An original testing video may hold anomalies; without its mask its truth is unknown.
-        raise BadDatasetError(masks, f"has no {video_id}.npy for the original testing video {frame_folder}")
-    return Video(video_id, source, split, 0, None)
+        problem = f"original testing video without its frame mask: {mask_file} does not exist"
+        return Video(video_id, source, split, None, None, listed_at, problem)
+    return Video(video_id, source, split, 0, None, listed_at)
 
 
-def _label_of_mask(path: Path) -> int:
+def _label_of_mask(path: Path) -> tuple[int | None, str]:
+    """The video label a frame mask gives, and why the mask cannot be used ("" when it can)."""
     try:
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
-        raise BadDatasetError(path, f"cannot be read as a .npy frame mask: {error}") from error
+        return None, f"frame mask {path} cannot be read as a .npy file: {error}"
     if values.size == 0 or not np.isin(values, (0, 1)).all():
-        raise BadDatasetError(path, "a frame mask must hold one 0 or 1 per frame")
-    return int(values.any())
+        return None, f"frame mask {path} must hold one 0 or 1 per frame"
+    return int(values.any()), ""

@@ -9,8 +9,12 @@ Spec keys:
     annotations  Temporal_Anomaly_Annotation_for_Testing_Videos.txt: whitespace-separated
                  ``file class s1 e1 s2 e2``, ``-1`` where a video has no (second) event.
 
-Video id = file stem (``Abuse001_x264``). Label 0 for ids starting with ``Normal_Videos``
-(class ``Normal`` in the annotation file), 1 otherwise.
+Video id = file stem (``Abuse001_x264``): the folder of a list entry only helps to find the
+file, so ids are the official names, which fit the ids gclvad allows (letters, digits,
+``_ - .``). Label 0 for ids starting with ``Normal_Videos`` (class ``Normal`` in the
+annotation file), 1 otherwise. A listed video without a file is reported by the segment
+index as a bad video (``on_bad_video``), like one that does not decode; so is a video
+listed twice, or in both lists, with the lines that list it.
 
 Frame convention: Sultani et al.'s evaluation code reads the annotation numbers as 1-based
 frame indices with both ends included, so a line ``... 165 240 ...`` marks frames
@@ -23,12 +27,12 @@ from pathlib import Path, PurePosixPath
 
 from gclvad.datasets.base import TEST, TRAIN, Intervals, Video
 from gclvad.datasets.generic import (
+    checked_id,
     existing_dir,
     existing_file,
+    raise_line_errors,
     read_csv_table,
     read_lines,
-    reject_duplicates,
-    reject_overlap,
     spec_path,
 )
 from gclvad.errors import BadDatasetError
@@ -50,15 +54,22 @@ def read_ucf_crime(spec: dict) -> list[Video]:
 
     train_entries = read_list_entries(train_list)
     test_entries = read_list_entries(test_list)
-    reject_overlap([vid for vid, _ in train_entries], [vid for vid, _ in test_entries], train_list, test_list)
     annotations = read_temporal_annotations(annotation_file)
     files = index_video_files(root)
 
-    videos = [Video(vid, _find(vid, hint, files, root), TRAIN, label_of(vid)) for vid, hint in train_entries]
-    for vid, hint in test_entries:
-        annotation = _test_annotation(vid, annotations, annotation_file)
-        videos.append(Video(vid, _find(vid, hint, files, root), TEST, label_of(vid), annotation))
+    videos = [_video(entry, train_list, TRAIN, files, root) for entry in train_entries]
+    for entry in test_entries:
+        annotation = _test_annotation(entry[0], annotations, annotation_file)
+        videos.append(_video(entry, test_list, TEST, files, root, annotation))
     return videos
+
+
+def _video(
+    entry: tuple[str, str, int], listed_in: Path, split: str, files, root: Path, annotation: Intervals | None = None
+) -> Video:
+    video_id, hint, line = entry
+    source, problem = _find(video_id, hint, files, root)
+    return Video(video_id, source, split, label_of(video_id), annotation, f"{listed_in} line {line}", problem)
 
 
 def label_of(video_id: str) -> int:
@@ -74,21 +85,22 @@ def video_id_of(entry: str) -> str:
 
 def read_video_list(path: Path) -> list[str]:
     """Video ids of a split list, in the official .txt format or the ``video-id`` CSV format."""
-    return [video_id for video_id, _ in read_list_entries(path)]
+    return [video_id for video_id, _, _ in read_list_entries(path)]
 
 
-def read_list_entries(path: Path) -> list[tuple[str, str]]:
-    """(video id, entry as written with / separators) for each video of a split list."""
+def read_list_entries(path: Path) -> list[tuple[str, str, int]]:
+    """(video id, entry as written with / separators, line number) for each video of a split list."""
     lines = read_lines(path)
     if not lines:
         raise BadDatasetError(path, "lists no videos")
     if lines[0][1] == CSV_HEADER:
         table = read_csv_table(path, (CSV_HEADER,), (CSV_HEADER,))
-        written = [value for value in table[CSV_HEADER] if value]
+        written = [(line, value) for line, value in zip(table.index, table[CSV_HEADER]) if value]
     else:
-        written = [text for _, text in lines]
-    entries = [(video_id_of(text), text.replace("\\", "/")) for text in written]
-    reject_duplicates([video_id for video_id, _ in entries], path)
+        written = [(line, text) for line, text in lines]
+    problems: list[str] = []
+    entries = [(checked_id(video_id_of(text), line, problems), text.replace("\\", "/"), line) for line, text in written]
+    raise_line_errors(path, problems)
     return entries
 
 
@@ -152,26 +164,24 @@ def index_video_files(root: Path) -> dict[str, list[Path]]:
     return files
 
 
-def _find(video_id: str, hint: str, files: dict[str, list[Path]], root: Path) -> Path:
-    """The one file of a listed video.
+def _find(video_id: str, hint: str, files: dict[str, list[Path]], root: Path) -> tuple[Path, str]:
+    """The one file of a listed video, and why it cannot be used ("" when it can).
 
     The official download holds some videos twice (e.g. normal videos also in the event
     recognition folder), so several candidates are resolved by the list entry's folder
     (``Abuse/Abuse001_x264.mp4``) and, failing that, accepted when they are copies of the
-    same size.
+    same size. Without a file, the path is where the list entry points below root.
     """
     candidates = files.get(video_id, [])
     if not candidates:
-        raise BadDatasetError(
-            root, f"video {video_id} is listed but no file named {video_id}.* is found below this folder"
-        )
+        return root / hint, f"is listed but no file named {video_id}.* is found below {root}"
     if len(candidates) == 1:
-        return candidates[0]
+        return candidates[0], ""
     hinted = [path for path in candidates if hint and path.as_posix().endswith("/" + hint)]
     if len(hinted) == 1:
-        return hinted[0]
+        return hinted[0], ""
     if len({path.stat().st_size for path in candidates}) == 1:
-        return candidates[0]
-    raise BadDatasetError(
-        root, f"video {video_id} is found more than once with different sizes: {', '.join(str(p) for p in candidates)}"
+        return candidates[0], ""
+    return candidates[0], (
+        f"is found more than once below {root} with different sizes: {', '.join(str(p) for p in candidates)}"
     )

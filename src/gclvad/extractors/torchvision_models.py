@@ -3,8 +3,11 @@
 Each network is built by torchvision with weights=None, loaded strictly from a local
 torchvision state-dict file the user names (nothing is downloaded at run time), and its
 classification head replaced by Identity, so the features are the layer before the classifier.
-Preprocessing copies torchvision's KINETICS400_V1 transforms (resize, crop, 1/255, mean, std);
-`torchvision_preprocessing` reads them from torchvision so a test can check the copy.
+Preprocessing copies torchvision's KINETICS400_V1 transforms (resize, crop, 1/255, mean, std)
+with their conventions: bilinear resize without antialiasing, torchvision's rounding of the
+resized size and of the crop offset (see gclvad.preprocessing); `torchvision_preprocessing`
+reads them from torchvision so a test can check the copy, and tests compare features of
+decoded frames through both.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import torch
 import torchvision.models.video as tv_video
 from torch import nn
+from torchvision.transforms import InterpolationMode
 
 from gclvad.device import resolve_device
 from gclvad.errors import GclvadError
@@ -29,6 +33,13 @@ from gclvad.preprocessing import Preprocessing
 
 _KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 _KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+
+def _kinetics_preprocessing(size, crop, mean=_KINETICS_MEAN, std=_KINETICS_STD) -> Preprocessing:
+    """torchvision's VideoClassification preset: it hard-codes antialias=False in its resize."""
+    return Preprocessing(
+        size=size, crop=crop, scale=1 / 255, mean=mean, std=std, antialias=False, rounding="torchvision"
+    )
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,7 @@ def _resnet_family(name: str, weights_enum: str) -> TorchvisionVideoModel:
         weights_enum=weights_enum,
         head="fc",
         dim=512,
-        preprocessing=Preprocessing(
-            size=(128, 171), crop=112, scale=1 / 255, mean=_KINETICS_MEAN, std=_KINETICS_STD
-        ),
+        preprocessing=_kinetics_preprocessing(size=(128, 171), crop=112),
     )
 
 
@@ -77,9 +86,7 @@ MODELS: dict[str, TorchvisionVideoModel] = {
         weights_enum="S3D_Weights",
         head="classifier",
         dim=1024,
-        preprocessing=Preprocessing(
-            size=(256, 256), crop=224, scale=1 / 255, mean=_KINETICS_MEAN, std=_KINETICS_STD
-        ),
+        preprocessing=_kinetics_preprocessing(size=(256, 256), crop=224),
     ),
     # torchvision's resize_size for MViT and Swin is [256]: the shorter side, aspect kept.
     "mvit_v2_s": TorchvisionVideoModel(
@@ -87,9 +94,7 @@ MODELS: dict[str, TorchvisionVideoModel] = {
         weights_enum="MViT_V2_S_Weights",
         head="head",
         dim=768,
-        preprocessing=Preprocessing(
-            size=256, crop=224, scale=1 / 255, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
-        ),
+        preprocessing=_kinetics_preprocessing(size=256, crop=224, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)),
         bf16_mode="autocast",
         fold_batchnorm=False,
         required_frames=16,  # its relative-position tables are sized for 16 frames
@@ -99,8 +104,8 @@ MODELS: dict[str, TorchvisionVideoModel] = {
         weights_enum="Swin3D_T_Weights",
         head="head",
         dim=768,
-        preprocessing=Preprocessing(
-            size=256, crop=224, scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+        preprocessing=_kinetics_preprocessing(
+            size=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
         ),
         bf16_mode="autocast",
         fold_batchnorm=False,
@@ -111,13 +116,14 @@ MODELS: dict[str, TorchvisionVideoModel] = {
 def torchvision_preprocessing(name: str) -> Preprocessing:
     """Preprocessing read from torchvision's own KINETICS400_V1 transforms (no download)."""
     transforms = getattr(tv_video, MODELS[name].weights_enum).KINETICS400_V1.transforms()
+    if transforms.interpolation != InterpolationMode.BILINEAR:
+        raise GclvadError(f"{name}: torchvision's transforms use {transforms.interpolation}, not bilinear")
     resize = transforms.resize_size
-    return Preprocessing(
+    return _kinetics_preprocessing(
         size=int(resize[0]) if len(resize) == 1 else (int(resize[0]), int(resize[1])),
         crop=(int(transforms.crop_size[0]), int(transforms.crop_size[1]))
         if transforms.crop_size[0] != transforms.crop_size[1]
         else int(transforms.crop_size[0]),
-        scale=1 / 255,
         mean=tuple(float(v) for v in transforms.mean),
         std=tuple(float(v) for v in transforms.std),
     )

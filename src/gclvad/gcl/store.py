@@ -11,6 +11,7 @@ D_pretrained.pt, models.pt); scoring (`gclvad.scoring`, `frame_scores`) reads th
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,16 +52,17 @@ def load_plain_torch(path: Path, what: str, written_by: str) -> dict:
     try:
         value = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        # torch's message names the refused object ("Unsupported global: ..."); other
-        # unpickling errors mean the bytes are not a pickle at all (damaged, or another format).
-        if "unsupported global" not in str(error).lower():
+        # torch wraps every unpickling failure alike; only a refused class names a GLOBAL
+        # ("GLOBAL x.y was not an allowed global", "unsupported GLOBAL posix.system ...").
+        refused = re.search(r"\bGLOBAL ([\w.]+)", str(error))
+        if refused is None:
             raise ModelsFileError(
-                f"{path}: cannot be read as {what}: it is damaged, another kind of file, or a pickle that "
-                f"gclvad does not load, for safety; {written_by}"
+                f"{path}: cannot be read as {what} (not a torch file of plain values); "
+                f"it is damaged or another kind of file; {written_by}"
             ) from None
         raise ModelsFileError(
-            f"{path}: refused for safety: it holds pickled Python objects other than tensors and plain "
-            f"values, which could run code when loaded, so it is not {what} gclvad wrote; {written_by}"
+            f"{path}: refused for safety: it holds a pickled Python object ({refused.group(1)}), not only "
+            f"tensors and plain values, and loading it could run code, so it is not {what} gclvad wrote; {written_by}"
         ) from None
     except Exception as error:  # a truncated or foreign file
         raise ModelsFileError(
