@@ -149,7 +149,7 @@ def test_missing_weights_name_the_config_key_and_the_path(workdir):
     [
         ("results/ucf/auc.json", "dataset 'ucf' is not in config 'datasets' (known: demo)"),
         ("results/demo/features/r4d.h5", "extractor 'r4d' is not in config 'extractors'"),
-        ("results/demo/r4d/td_mask.npz", "extractor 'r4d' is not in config 'extractors'"),
+        ("results/demo/r4d/cleaning/l2-absolute-0.7/td_mask.npz", "extractor 'r4d' is not in config 'extractors'"),
         ("results/demo/r4d/GCL_PT/seed0/auc.json", "extractor 'r4d' is not in config 'extractors'"),
         ("results/demo/r3d_18/GCL_XY/seed0/auc.json", "unknown variant 'GCL_XY'"),
     ],

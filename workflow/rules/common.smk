@@ -297,6 +297,13 @@ def get_training_inputs(stage):
     return training_inputs
 
 
+def get_run_models(wildcards):
+    """The run's trained networks (written by gcl_loop or autoencoder, by the variant's
+    method); an unknown variant or a bad override stops here, naming the problem."""
+    settings_of(wildcards)
+    return filled(rules.gcl_loop.output.models, **wildcards)
+
+
 def get_run_metadata(wildcards):
     """What a run's models file records about where it came from (for reports and scoring):
     only settings the run reads, so that editing others (e.g. `cleaning` for AE_AllData)

@@ -4,7 +4,7 @@
 
 rule score_run:
     input:
-        models=rules.gcl_loop.output.models,
+        models=get_run_models,
         features=rules.merge_features.output[0],
         index=rules.segment_index.output.index,
     output:
@@ -28,7 +28,7 @@ rule evaluate_run:
         scores=rules.score_run.output[0],
         index=rules.segment_index.output.index,
         epoch_scores=rules.gcl_loop.output.epoch_scores,
-        models=rules.gcl_loop.output.models,
+        models=get_run_models,
     output:
         auc=f"{RUN}/auc.json",
         curve=f"{RUN}/diagnostic_auc_per_epoch.tsv",

@@ -6,7 +6,7 @@
 
 rule score_folder:
     input:
-        models=rules.gcl_loop.output.models,
+        models=get_run_models,
         videos="resources/score/{folder}",
     output:
         f"{RUN}/scored/{{folder}}/scores.tsv",
