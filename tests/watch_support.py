@@ -6,6 +6,8 @@ sender is in stream_sender.py, which imports nothing heavy, so that it starts at
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
@@ -54,7 +56,12 @@ def train_run(folder: Path, extractor, videos: dict[str, tuple[Path, str]], vari
         [(video, str(path), split) for video, (path, split) in videos.items()], columns=["video", "path", "split"]
     ).to_csv(manifest, index=False)
     index = dataset / "segments.tsv"
-    index_dataset(spec={"format": "generic", "manifest": str(manifest)}, segment_length=SEGMENT, on_bad_video="stop", out_path=index)
+    index_dataset(
+        spec={"format": "generic", "manifest": str(manifest)},
+        segment_length=SEGMENT,
+        on_bad_video="stop",
+        out_path=index,
+    )
     parts = {}
     for video, (path, _) in videos.items():
         parts[video] = dataset / "features" / extractor.name / f"{video}.h5"
@@ -72,11 +79,17 @@ def train_run(folder: Path, extractor, videos: dict[str, tuple[Path, str]], vari
         index_path=index,
         train_on=["train"],
         out_path=run / "models.pt",
-        td_mask_path=None,
+        checkpoint_path=run / f"{stage}.ckpt",
         epoch_scores_path=run / "epoch_scores.npz",
         log_path=run / "training_log.tsv",
         metadata={
-            "extractor": {"name": extractor.name, "weights": weights, "precision": "fp32", "batch_size": 4, "dtype": "float16"},
+            "extractor": {
+                "name": extractor.name,
+                "weights": weights,
+                "precision": "fp32",
+                "batch_size": 4,
+                "dtype": "float16",
+            },
             "segment_length": SEGMENT,
             "variant": variant,
         },
@@ -87,30 +100,45 @@ def train_run(folder: Path, extractor, videos: dict[str, tuple[Path, str]], vari
 # ---------------------------------------------------------------- videos and streams
 
 
-def write_ts(path: Path, frames: np.ndarray, fps: int = 25, gop: int = 8) -> Path:
-    """(N, H, W, 3) uint8 frames as an MPEG-2 video in MPEG-TS, what a camera would send."""
+def write_ts(path: Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int = 8) -> Path:
+    """uint8 (H, W, 3) frames as an MPEG-2 video in MPEG-TS, what a camera would send."""
     with av.open(str(path), "w", format="mpegts") as container:
-        # A fixed quantiser (3; 118 = FFmpeg's QP-to-lambda factor), as the demo videos use.
-        options = {"flags": "+qscale", "global_quality": str(3 * 118), "g": str(gop)}
-        stream = container.add_stream("mpeg2video", rate=fps, options=options)
-        stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
-        stream.thread_count = 1
+        stream = None
         for pixels in frames:
+            if stream is None:
+                # A fixed quantiser (3; 118 = FFmpeg's QP-to-lambda factor), as the demo videos use.
+                options = {"flags": "+qscale", "global_quality": str(3 * 118), "g": str(gop)}
+                stream = container.add_stream("mpeg2video", rate=fps, options=options)
+                stream.height, stream.width, stream.pix_fmt = pixels.shape[0], pixels.shape[1], "yuv420p"
+                stream.thread_count = 1
             container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         container.mux(stream.encode(None))
     return Path(path)
 
 
-def textured_frames(count: int, size: tuple[int, int], seed: int = 0, planted: range = range(0)) -> np.ndarray:
+def textured_frames(
+    count: int, size: tuple[int, int], seed: int = 0, planted: range = range(0)
+) -> Iterator[np.ndarray]:
     """A moving random texture (normal footage); frames in `planted` are a flat bright magenta
-    (a very different picture, so the networks' scores jump there)."""
+    (a very different picture, so the networks' scores jump there). One frame at a time."""
     rng = np.random.default_rng(seed)
     height, width = size
     texture = rng.integers(40, 200, (height * 2, width * 2, 3), dtype=np.uint8)
-    frames = np.empty((count, height, width, 3), np.uint8)
     for i in range(count):
         dy, dx = (2 * i) % height, (3 * i) % width
-        frames[i] = texture[dy : dy + height, dx : dx + width]
-        if i in planted:
-            frames[i] = (255, 0, 255)
-    return frames
+        frame = texture[dy : dy + height, dx : dx + width]
+        yield np.full_like(frame, (255, 0, 255)) if i in planted else np.ascontiguousarray(frame)
+
+
+def wait_until_listening(port: int, timeout_s: float = 60.0) -> None:
+    """Wait until a UDP socket is bound to `port` on this machine (Linux: /proc/net/udp), so that
+    a sender started now loses none of its first packets."""
+    wanted = f":{port:04X}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            lines = Path(table).read_text().splitlines()[1:] if Path(table).exists() else []
+            if any(line.split()[1].endswith(wanted) for line in lines):
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on UDP port {port} after {timeout_s} s")

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -160,7 +160,10 @@ def calibrate_run(
     dataset_folder = record.folder.parents[2]
     features_path = Path(features_path or dataset_folder / "features" / f"{record.extractor['name']}.h5")
     index_path = Path(index_path or dataset_folder / "segments.tsv")
-    for path, what, flag in ((features_path, "merged feature file", "--features"), (index_path, "segment index", "--index")):
+    for path, what, flag in (
+        (features_path, "merged feature file", "--features"),
+        (index_path, "segment index", "--index"),
+    ):
         if not path.is_file():
             raise GclvadError(f"{path}: the run's {what} is not there; pass {flag} with its path")
     train_ids, _ = split_videos(read_segment_index(index_path), list(train_on))

@@ -52,9 +52,7 @@ class FrameRing:
         with self._lock:
             self._frames.append((index, time_s, frame, size))
             self._bytes += size
-            while len(self._frames) > 1 and (
-                time_s - self._frames[0][1] > self.keep_s or self._bytes > self.max_bytes
-            ):
+            while len(self._frames) > 1 and (time_s - self._frames[0][1] > self.keep_s or self._bytes > self.max_bytes):
                 self.capped |= time_s - self._frames[0][1] <= self.keep_s
                 self._bytes -= self._frames.popleft()[3]
 
@@ -101,6 +99,7 @@ class ClipWriter:
         self.gaps = 0  # frames lost between writes (ring too small for the lag)
         self._last_index = -1
         self._last_pts = -1
+        self._seen_until: float | None = None  # stream time of the newest frame in the ring at the last pump
         self._files = ExitStack()
         self._container = None
         self._stream = None
@@ -121,17 +120,18 @@ class ClipWriter:
     def pump(self, ring: FrameRing, until_index: int | None = None) -> None:
         """Encode the frames that became due: up to frame `until_index` while the event is
         open, up to `until_s` once it closed."""
+        newest = ring.newest_time()  # before reading: frames arrive in order, so all up to it are read
         due = ring.after(self._last_index, self.from_s, until_index if self.until_s is None else None, self.until_s)
         for index, time_s, frame in due:
             if self._last_index >= 0 and index != self._last_index + 1:
                 self.gaps += index - self._last_index - 1
             self._write(frame, time_s)
             self._last_index = index
+        self._seen_until = newest
 
-    def complete(self, ring: FrameRing) -> bool:
-        """Whether every frame up to `until_s` has arrived (so the clip can be finished)."""
-        newest = ring.newest_time()
-        return self.until_s is not None and newest is not None and newest > self.until_s
+    def complete(self) -> bool:
+        """Whether the last `pump` saw every frame up to `until_s` (so the clip can be finished)."""
+        return self.until_s is not None and self._seen_until is not None and self._seen_until > self.until_s
 
     def _write(self, frame: av.VideoFrame, time_s: float) -> None:
         if self._stream is None:

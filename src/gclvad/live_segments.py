@@ -92,7 +92,9 @@ class SegmentAssembler:
         pixels = rgb.to_ndarray()
         crop_h, crop_w = self.crop
         if height < crop_h or width < crop_w:
-            raise GclvadError(f"frames resized to {height}x{width} are smaller than the extractor's crop {crop_h}x{crop_w}")
+            raise GclvadError(
+                f"frames resized to {height}x{width} are smaller than the extractor's crop {crop_h}x{crop_w}"
+            )
         # The crop Preprocessing.normalize takes of the whole segment, taken frame by frame.
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         return pixels[top : top + crop_h, left : left + crop_w]
@@ -102,8 +104,15 @@ class SegmentAssembler:
         first, last = self._first, self._last
         step = 1.0 / last.fps if last.fps > 0 else 0.0
         segment = LiveSegment(
-            self._frames, index, first.index, last.index, first.time_s, last.time_s + step,
-            first.arrived, last.arrived, real_frames or self.filled,
+            self._frames,
+            index,
+            first.index,
+            last.index,
+            first.time_s,
+            last.time_s + step,
+            first.arrived,
+            last.arrived,
+            real_frames or self.filled,
         )
         self.discard()
         return segment
@@ -154,7 +163,7 @@ class Decoding:
                     self._on_break(item)
                 else:
                     self._on_frame(item)
-        except BaseException as error:  # handed to the scorer, which re-raises it
+        except Exception as error:  # noqa: BLE001 (handed to the scorer, which re-raises it)
             self._put(Failed(error))
 
     def _on_frame(self, arrival: Arrival) -> None:

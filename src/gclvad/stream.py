@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import av
 
@@ -73,7 +73,7 @@ class Break:
 
 
 def source_kind(source: str) -> str:
-    """"file" for an existing file, "camera" for /dev/video*, else "network"."""
+    """ "file" for an existing file, "camera" for /dev/video*, else "network"."""
     if source.startswith("/dev/video"):
         return CAMERA
     if "://" not in source:
@@ -179,11 +179,11 @@ class LiveSource:
                 self.gave_up = True
                 break
             log.warning("%s: stream lost (%s); reconnecting in %.1f s", self.source, reason, delay)
+            self.reconnects += 1  # attempts to reopen, counted as they start
             yield Break(reason, final=False)
             if self.stop.wait(delay):
                 break
             delay = min(2 * delay, self.settings.max_backoff_s)
-            self.reconnects += 1
         yield Break("stopped" if self.stop.is_set() else "gave up" if self.gave_up else "end of file", final=True)
 
     def _connection(self, container) -> Iterator[Arrival]:
@@ -233,7 +233,6 @@ class LiveSource:
         arrival = Arrival(frame, self._count, self._clock.time_of(timestamp, self.fps, now), now, self.fps)
         self._count += 1
         return arrival
-
 
     def _measure_rate(self, timestamp: float | None) -> None:
         # The frame rate a stream declares can be a guess and a stream can change it; the

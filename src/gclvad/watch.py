@@ -220,8 +220,14 @@ class Watcher:
             if self.smoother is not None:
                 alerting = named["smoothed"] = self.smoother(named["score"])
             scored = ScoredSegment(
-                segment.index, segment.first_frame, segment.last_frame, segment.start_s, segment.end_s,
-                segment.first_arrival, now, alerting,
+                segment.index,
+                segment.first_frame,
+                segment.last_frame,
+                segment.start_s,
+                segment.end_s,
+                segment.first_arrival,
+                now,
+                alerting,
             )
             self.last = scored
             self.history.append((segment.start_s, segment.end_s, alerting))
@@ -242,7 +248,7 @@ class Watcher:
             until = self.last.last_frame if self.last is not None else -1
             for number, (event, writer) in list(self.clips.items()):
                 writer.pump(self.ring, until_index=None if final else until)
-                if not event.is_open and (final or writer.complete(self.ring)):
+                if not event.is_open and (final or writer.complete()):
                     del self.clips[number]
                     self._write_closed(event, writer)
         latency = self.latencies[-1] if self.latencies else None
@@ -253,14 +259,21 @@ class Watcher:
     def _opened(self, event: Event) -> None:
         log.warning(
             "alert %d opened at frame %d (stream %.2f s): score %.4g above the threshold %.4g",
-            event.number, event.start.first_frame, event.start.start_s, event.start.value, event.threshold,
+            event.number,
+            event.start.first_frame,
+            event.start.start_s,
+            event.start.value,
+            event.threshold,
         )
         self.events_log.write(event.record())
         if self.ring is not None:
             from gclvad.clips import ClipWriter
 
             path = self.out_dir / EVENTS_FOLDER / f"event_{event.number:04d}.mp4"
-            self.clips[event.number] = (event, ClipWriter(path, event.start.start_s - self.settings.clip_margin_s, self.source.fps))
+            self.clips[event.number] = (
+                event,
+                ClipWriter(path, event.start.start_s - self.settings.clip_margin_s, self.source.fps),
+            )
 
     def _close_event(self, reason: str, when: float) -> None:
         event = self.detector.close(reason, when)
@@ -270,7 +283,11 @@ class Watcher:
     def _closed(self, event: Event) -> None:
         log.warning(
             "alert %d closed (%s): frames %d-%d, peak score %.4g",
-            event.number, event.closed_by, event.start.first_frame, event.last_above.last_frame, event.peak.value,
+            event.number,
+            event.closed_by,
+            event.start.first_frame,
+            event.last_above.last_frame,
+            event.peak.value,
         )
         entry = self.clips.get(event.number)
         if entry is None:
@@ -287,7 +304,9 @@ class Watcher:
         begin, end = event.start.start_s - margin, event.last_above.end_s + margin
         curve = [(start, stop, value) for start, stop, value in self.history if stop >= begin and start <= end]
         plot = self.out_dir / EVENTS_FOLDER / f"event_{event.number:04d}.png"
-        plot_event_scores(curve, event.threshold, (event.start.start_s, event.last_above.end_s), plot, f"alert {event.number}")
+        plot_event_scores(
+            curve, event.threshold, (event.start.start_s, event.last_above.end_s), plot, f"alert {event.number}"
+        )
         event.extra["plot"] = str(plot.relative_to(self.out_dir))
         if writer is not None:
             clip = writer.finish()
@@ -318,8 +337,13 @@ class Watcher:
         write_json_atomic(self.out_dir / SUMMARY_FILE, summary)
         log.info(
             "watch ended (%s): %d frames, %d segments scored, %d dropped (%d frames), %d reconnections, %d alerts",
-            stopped_by, summary["frames"], self.scored, summary["dropped_segments"], summary["dropped_frames"],
-            self.source.reconnects, self.detector.count,
+            stopped_by,
+            summary["frames"],
+            self.scored,
+            summary["dropped_segments"],
+            summary["dropped_frames"],
+            self.source.reconnects,
+            self.detector.count,
         )
         return summary
 
@@ -358,7 +382,9 @@ def check_given_extractor(extractor, record) -> None:
     check_weights_digest(extractor.weights_sha256, f"of extractor {extractor.name!r}", record)
     described = extractor.preprocessing.describe()
     if record.preprocessing is not None and described != record.preprocessing:
-        raise GclvadError(f"extractor {extractor.name!r} prepares frames as {described!r}, the run's as {record.preprocessing!r}")
+        raise GclvadError(
+            f"extractor {extractor.name!r} prepares frames as {described!r}, the run's as {record.preprocessing!r}"
+        )
 
 
 def watch(
@@ -379,6 +405,14 @@ def watch(
     extractor: an already built extractor (its weights' sha256 and preprocessing must be the
     run's), instead of building the run's. stop: set it to end watching cleanly.
     """
-    watcher = Watcher(run, source, out_dir, settings or WatchSettings(), weights=weights, device=device,
-                      extractor=extractor, stop=stop)
+    watcher = Watcher(
+        run,
+        source,
+        out_dir,
+        settings or WatchSettings(),
+        weights=weights,
+        device=device,
+        extractor=extractor,
+        stop=stop,
+    )
     return watcher.run()

@@ -8,6 +8,7 @@ longer than --give-up-after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import threading
@@ -45,32 +46,65 @@ def add_parsers(commands) -> None:
     watch.add_argument("-o", "--out", type=Path, default=Path("watch"), help="output folder (default: watch)")
     watch.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
     watch.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    watch.add_argument("--weights", help="extractor weights file (or 'random' / 'package'), if not where the run recorded them")
+    watch.add_argument(
+        "--weights", help="extractor weights file (or 'random' / 'package'), if not where the run recorded them"
+    )
     level = watch.add_mutually_exclusive_group()
     level.add_argument(
-        "--quantile", type=float, default=DEFAULT_QUANTILE,
+        "--quantile",
+        type=float,
+        default=DEFAULT_QUANTILE,
         help=f"alert threshold = this quantile of the run's scores on its training segments (default "
         f"{DEFAULT_QUANTILE}; recorded: {', '.join(f'{q:g}' for q in QUANTILE_LEVELS)})",
     )
     level.add_argument("--threshold", type=float, help="alert threshold as a score value instead")
-    watch.add_argument("--hold", type=float, default=2.0, help="seconds below the threshold before an alert closes (default 2)")
     watch.add_argument(
-        "--smooth-segments", type=int, default=0, metavar="N",
+        "--hold", type=float, default=2.0, help="seconds below the threshold before an alert closes (default 2)"
+    )
+    watch.add_argument(
+        "--smooth-segments",
+        type=int,
+        default=0,
+        metavar="N",
         help="alert on a causal exponentially weighted mean of the scores over about N segments (default off)",
     )
     watch.add_argument("--clips", action="store_true", help="save each event as OUT/events/event_NNNN.mp4")
-    watch.add_argument("--clip-seconds", type=float, default=3.0, help="clip seconds before and after an event (default 3)")
-    watch.add_argument("--clip-buffer-mb", type=int, default=256, help="most decoded video kept for clips (default 256)")
-    watch.add_argument("--max-queued", type=int, default=3, help="segments waiting for scoring before a live source drops (default 3)")
-    watch.add_argument("--batch-size", type=int, help="segments per extractor call when several wait (default: the run's)")
+    watch.add_argument(
+        "--clip-seconds", type=float, default=3.0, help="clip seconds before and after an event (default 3)"
+    )
+    watch.add_argument(
+        "--clip-buffer-mb", type=int, default=256, help="most decoded video kept for clips (default 256)"
+    )
+    watch.add_argument(
+        "--max-queued", type=int, default=3, help="segments waiting for scoring before a live source drops (default 3)"
+    )
+    watch.add_argument(
+        "--batch-size", type=int, help="segments per extractor call when several wait (default: the run's)"
+    )
     watch.add_argument("--format", help="FFmpeg input format (demuxer), e.g. v4l2, mpegts; default: guessed")
     watch.add_argument(
-        "-O", "--input-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+        "-O",
+        "--input-option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="FFmpeg input option (repeatable), e.g. -O rtsp_transport=udp -O fifo_size=100000",
     )
-    watch.add_argument("--read-timeout", type=float, default=5.0, help="seconds without data before a stream counts as lost (default 5)")
-    watch.add_argument("--max-backoff", type=float, default=30.0, help="longest wait between reconnections, seconds (default 30)")
-    watch.add_argument("--give-up-after", type=float, help="stop (exit 3) after a stream has been lost this many seconds (default: never)")
+    watch.add_argument(
+        "--read-timeout",
+        type=float,
+        default=5.0,
+        help="seconds without data before a stream counts as lost (default 5)",
+    )
+    watch.add_argument(
+        "--max-backoff", type=float, default=30.0, help="longest wait between reconnections, seconds (default 30)"
+    )
+    watch.add_argument(
+        "--give-up-after",
+        type=float,
+        help="stop (exit 3) after a stream has been lost this many seconds (default: never)",
+    )
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -79,9 +113,13 @@ def add_parsers(commands) -> None:
         "(quantiles of the scores) for `gclvad watch`; the models file is not changed.",
     )
     calibrate.add_argument("run", type=Path, help="a trained run folder (holds models.pt)")
-    calibrate.add_argument("--features", type=Path, help="merged feature file (default: results/{dataset}/features/{extractor}.h5)")
+    calibrate.add_argument(
+        "--features", type=Path, help="merged feature file (default: results/{dataset}/features/{extractor}.h5)"
+    )
     calibrate.add_argument("--index", type=Path, help="segment index (default: results/{dataset}/segments.tsv)")
-    calibrate.add_argument("--train-on", nargs="+", default=["train"], help="the dataset's training splits (default: train)")
+    calibrate.add_argument(
+        "--train-on", nargs="+", default=["train"], help="the dataset's training splits (default: train)"
+    )
     calibrate.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N")
 
 
@@ -111,24 +149,35 @@ def _settings(args):
     )
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    """The first Ctrl-C or SIGTERM asks for a clean stop; a second one acts as usual."""
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event):
+    """While in the block, the first Ctrl-C or SIGTERM sets `stop` (a clean stop); a second one
+    acts as it would without. The handlers before are put back after the block."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def request_stop(signum, _frame):
-        log.warning("%s: closing the current event and stopping (send it again to stop at once)", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        log.warning("%s: closing the current event and stopping (send it again to stop at once)", name)
         stop.set()
-        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        signal.signal(signum, previous[signum])
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in previous:
         signal.signal(signum, request_stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_watch(args) -> int:
     from gclvad.watch import watch
 
     stop = threading.Event()
-    _stop_on_signals(stop)
-    summary = watch(args.run, args.source, args.out, _settings(args), weights=args.weights, device=args.device, stop=stop)
+    with stop_on_signals(stop):
+        summary = watch(
+            args.run, args.source, args.out, _settings(args), weights=args.weights, device=args.device, stop=stop
+        )
     print(args.out / "summary.json")
     return GAVE_UP if summary["stopped_by"] == "gave up" else 0
 

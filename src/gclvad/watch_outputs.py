@@ -28,7 +28,7 @@ SCORES_FILE, EVENTS_FILE, SUMMARY_FILE, EVENTS_FOLDER = "scores.csv", "events.js
 
 
 def wall_text(unix: float) -> str:
-    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat(timespec="milliseconds")
 
 
 class ScoreLog:
@@ -36,21 +36,42 @@ class ScoreLog:
 
     def __init__(self, path: Path, smoothed: bool):
         self.columns = [
-            "segment", "first_frame", "last_frame", "stream_start_s", "stream_end_s", "wall_time",
-            "unix_time", "latency_s", "score", "d", "g", *(["smoothed"] if smoothed else []), "alert",
+            "segment",
+            "first_frame",
+            "last_frame",
+            "stream_start_s",
+            "stream_end_s",
+            "wall_time",
+            "unix_time",
+            "latency_s",
+            "score",
+            "d",
+            "g",
+            *(["smoothed"] if smoothed else []),
+            "alert",
         ]
-        self._file = open(path, "x", newline="")
+        self._file = open(path, "x", newline="")  # noqa: SIM115 (open while watching; see close)
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.columns)
         self._file.flush()
 
     def write(self, segment: LiveSegment, scored: float, scores: dict, alert: int) -> None:
-        values = [f"{scores[name]:.7g}" if name in scores else "" for name in self.columns[8:-1]]
-        self._writer.writerow([
-            segment.index, segment.first_frame, segment.last_frame, f"{segment.start_s:.3f}",
-            f"{segment.end_s:.3f}", wall_text(scored), f"{scored:.3f}", f"{scored - segment.last_arrival:.3f}",
-            *values, alert,
-        ])
+        # 9 significant digits: a float32 score reads back exactly.
+        values = [f"{scores[name]:.9g}" if name in scores else "" for name in self.columns[8:-1]]
+        self._writer.writerow(
+            [
+                segment.index,
+                segment.first_frame,
+                segment.last_frame,
+                f"{segment.start_s:.3f}",
+                f"{segment.end_s:.3f}",
+                wall_text(scored),
+                f"{scored:.3f}",
+                f"{scored - segment.last_arrival:.3f}",
+                *values,
+                alert,
+            ]
+        )
         self._file.flush()
 
     def close(self) -> None:
@@ -61,7 +82,7 @@ class EventLog:
     """events.jsonl: one JSON object a line, flushed as written."""
 
     def __init__(self, path: Path):
-        self._file = open(path, "x")
+        self._file = open(path, "x")  # noqa: SIM115 (open while watching; see close)
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
