@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from watch_support import SEGMENT, textured_frames, tiny_extractor, train_run, wait_until_listening, write_ts
 
 from gclvad.alerts import (
     CALIBRATION_FILE,
@@ -44,7 +44,6 @@ from gclvad.gcl.store import load_models, read_models_metadata, save_models, sco
 from gclvad.scoring import score_videos
 from gclvad.stream import SourceSettings, _Clock
 from gclvad.watch import WatchSettings, watch
-from watch_support import SEGMENT, textured_frames, tiny_extractor, train_run, wait_until_listening, write_ts
 
 SENDER = Path(__file__).with_name("stream_sender.py")
 SIZE = (48, 64)
