@@ -45,10 +45,13 @@ def tiny_extractor() -> TorchExtractor:
     return TorchExtractor("tiny3d", module, 16, TINY_PREPROCESSING, "random", torch.device("cpu"), channels_last=False)
 
 
-def train_run(folder: Path, extractor, videos: dict[str, tuple[Path, str]], variant: str = "GCL_B") -> Path:
+def train_run(
+    folder: Path, extractor, videos: dict[str, tuple[Path, str]], variant: str = "GCL_B", weights: str | None = None
+) -> Path:
     """Extract `videos` (id -> (path, split)) with `extractor`, train `variant`'s final stage
     with the package's pipeline functions (as the workflow's rules do), and return the run
-    folder, laid out as the workflow lays it out (results/demo/<extractor>/<variant>/seed0)."""
+    folder, laid out as the workflow lays it out (results/demo/<extractor>/<variant>/seed0).
+    weights: what the run records as its extractor weights (default "random", or "file")."""
     dataset = folder / "results" / "demo"
     manifest = dataset / "videos" / "videos.csv"
     manifest.parent.mkdir(parents=True)
@@ -71,7 +74,7 @@ def train_run(folder: Path, extractor, videos: dict[str, tuple[Path, str]], vari
     run = dataset / extractor.name / variant / "seed0"
     settings = run_settings(TINY_PRESET, variant)
     stage = Stage.GCL_LOOP if settings.gcl.method == "gcl" else Stage.AUTOENCODER
-    weights = "random" if extractor.weights_random else "file"
+    weights = weights or ("random" if extractor.weights_random else "file")
     train_stage(
         stage=stage,
         params=stage_params(settings, stage, 0),
@@ -102,6 +105,7 @@ def train_run(folder: Path, extractor, videos: dict[str, tuple[Path, str]], vari
 
 def write_ts(path: Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int = 8) -> Path:
     """uint8 (H, W, 3) frames as an MPEG-2 video in MPEG-TS, what a camera would send."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="mpegts") as container:
         stream = None
         for pixels in frames:
