@@ -132,7 +132,8 @@ def measure(name: str, work: Path, args) -> dict:
             start + int(rng.integers(0, spacing - args.plant_frames))
             for start in range(spacing, frames - spacing, spacing)
         ]
-        live = write_ts(base / f"live{rate}.ts", scene(args.train_frames, frames, plants, args.plant_frames), fps=rate)
+        live_frames = scene(args.train_frames, frames, plants, args.plant_frames)
+        live = write_ts(base / f"live{rate}.ts", live_frames, fps=rate, codec="mpeg4")
         out = base / f"live{rate}"
         settings = WatchSettings(hold_s=1.0, source=SourceSettings(realtime=True))
         with RssSampler() as rss:

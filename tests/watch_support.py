@@ -103,8 +103,11 @@ def train_run(
 # ---------------------------------------------------------------- videos and streams
 
 
-def write_ts(path: Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int = 8) -> Path:
-    """uint8 (H, W, 3) frames as an MPEG-2 video in MPEG-TS, what a camera would send."""
+def write_ts(
+    path: Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int = 8, codec: str = "mpeg2video"
+) -> Path:
+    """uint8 (H, W, 3) frames as an MPEG-2 video in MPEG-TS, what a camera would send (MPEG-2
+    knows only the broadcast frame rates; codec="mpeg4" takes any)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="mpegts") as container:
         stream = None
@@ -112,7 +115,7 @@ def write_ts(path: Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int =
             if stream is None:
                 # A fixed quantiser (3; 118 = FFmpeg's QP-to-lambda factor), as the demo videos use.
                 options = {"flags": "+qscale", "global_quality": str(3 * 118), "g": str(gop)}
-                stream = container.add_stream("mpeg2video", rate=fps, options=options)
+                stream = container.add_stream(codec, rate=fps, options=options)
                 stream.height, stream.width, stream.pix_fmt = pixels.shape[0], pixels.shape[1], "yuv420p"
                 stream.thread_count = 1
             container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))

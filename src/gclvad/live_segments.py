@@ -138,8 +138,9 @@ class Decoding:
         self.assembler = assembler
         self.live = source.kind != FILE or source.settings.realtime
         self.max_queued = max(1, max_queued)
-        # Live: unbounded, but segments are dropped once max_queued wait (breaks always get in).
-        self.queue: queue.Queue = queue.Queue(maxsize=0 if self.live else 2)
+        # Live: unbounded, but segments are dropped once max_queued wait (breaks always get in);
+        # a file: decoding waits while max_queued wait.
+        self.queue: queue.Queue = queue.Queue(maxsize=0 if self.live else self.max_queued)
         self.ring = ring
         self.stop = stop
         self.counters = Counters()

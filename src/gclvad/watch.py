@@ -74,7 +74,7 @@ class WatchSettings:
     clips: bool = False  # save every event as an .mp4
     clip_margin_s: float = 3.0  # seconds of clip before the event starts and after it closes
     clip_buffer_mb: int = 256  # at most this much decoded video is kept for clips
-    max_queued: int = 3  # segments waiting for the scorer before a live source drops
+    max_queued: int | None = None  # segments waiting before a live source drops (None: 2 batches)
     batch_size: int | None = None  # segments per extractor call when several wait (None: the run's)
     source: SourceSettings = field(default_factory=SourceSettings)
 
@@ -127,6 +127,9 @@ class Watcher:
             )
         self.stored_dtype = np.dtype(self.record.extractor.get("dtype", "float16"))
         self.batch_size = max(1, int(settings.batch_size or self.record.extractor.get("batch_size", 4)))
+        # Room for two batches: a scorer behind real time then works in whole batches, which
+        # extractors compute several times faster per segment than one at a time.
+        self.max_queued = settings.max_queued or 2 * self.batch_size
         self.user_stop = stop or threading.Event()
         self.halt = threading.Event()  # tells the decoding thread to stop
         self.detector = EventDetector(self.threshold.value, settings.hold_s)
@@ -146,7 +149,7 @@ class Watcher:
         self.source = LiveSource(self.source_text, settings.source, self.halt)
         self.ring = FrameRing(self._ring_seconds(), settings.clip_buffer_mb << 20) if settings.clips else None
         assembler = SegmentAssembler(self.extractor.preprocessing, self.record.segment_length)
-        self.decoding = Decoding(self.source, assembler, settings.max_queued, self.ring, self.halt)
+        self.decoding = Decoding(self.source, assembler, self.max_queued, self.ring, self.halt)
         (self.out_dir / EVENTS_FOLDER).mkdir(parents=True, exist_ok=True)
         self.scores_log = ScoreLog(self.out_dir / SCORES_FILE, smoothed=self.smoother is not None)
         self.events_log = EventLog(self.out_dir / EVENTS_FILE)
@@ -158,7 +161,7 @@ class Watcher:
     def _ring_seconds(self) -> float:
         """Clip buffer length: the pre-roll, plus the lag of the scorer behind the decoder."""
         fps = self.source.fps
-        lag_segments = self.settings.max_queued + self.batch_size + _LAG_SEGMENTS
+        lag_segments = self.max_queued + self.batch_size + _LAG_SEGMENTS
         return self.settings.clip_margin_s + lag_segments * self.record.segment_length / max(fps, 1.0)
 
     def run(self) -> dict:
@@ -364,6 +367,8 @@ class Watcher:
             "seconds": round(elapsed, 3),
             "threshold": dataclasses.asdict(self.threshold),
             "settings": dataclasses.asdict(self.settings),
+            "batch_size": self.batch_size,
+            "max_queued": self.max_queued,
             **dataclasses.asdict(counters),
             "scored_segments": self.scored,
             "unscored_at_stop": unscored,

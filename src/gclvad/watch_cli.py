@@ -76,7 +76,9 @@ def add_parsers(commands) -> None:
         "--clip-buffer-mb", type=int, default=256, help="most decoded video kept for clips (default 256)"
     )
     watch.add_argument(
-        "--max-queued", type=int, default=3, help="segments waiting for scoring before a live source drops (default 3)"
+        "--max-queued",
+        type=int,
+        help="segments waiting for scoring before a live source drops whole segments (default: 2 batches)",
     )
     watch.add_argument(
         "--batch-size", type=int, help="segments per extractor call when several wait (default: the run's)"
