@@ -19,6 +19,28 @@ from gclvad.alerts import CALIBRATION_FILE, DEFAULT_QUANTILE, QUANTILE_LEVELS
 log = logging.getLogger(__name__)
 
 GAVE_UP = 3
+# watch's plain options: flag, type, default, help.
+_WATCH_OPTIONS = (
+    ("--hold", float, 2.0, "seconds below the threshold before an alert closes"),
+    (
+        "--smooth-segments",
+        int,
+        0,
+        "alert on a causal exponentially weighted mean of the scores over about N segments (0: off)",
+    ),
+    ("--clip-seconds", float, 3.0, "clip seconds before an event and after it closed"),
+    ("--clip-buffer-mb", int, 256, "most decoded video kept in memory for clips"),
+    (
+        "--max-queued",
+        int,
+        None,
+        "segments waiting for scoring before a live source drops whole ones (default 2 batches)",
+    ),
+    ("--batch-size", int, None, "segments per extractor call when several wait (default: the run's)"),
+    ("--read-timeout", float, 5.0, "seconds without data before a stream counts as lost"),
+    ("--max-backoff", float, 30.0, "longest wait between reconnections, seconds"),
+    ("--give-up-after", float, None, "stop (exit 3) after a stream has been lost this many seconds (default never)"),
+)
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -58,31 +80,10 @@ def add_parsers(commands) -> None:
         f"{DEFAULT_QUANTILE}; recorded: {', '.join(f'{q:g}' for q in QUANTILE_LEVELS)})",
     )
     level.add_argument("--threshold", type=float, help="alert threshold as a score value instead")
-    watch.add_argument(
-        "--hold", type=float, default=2.0, help="seconds below the threshold before an alert closes (default 2)"
-    )
-    watch.add_argument(
-        "--smooth-segments",
-        type=int,
-        default=0,
-        metavar="N",
-        help="alert on a causal exponentially weighted mean of the scores over about N segments (default off)",
-    )
+    for flag, kind, default, text in _WATCH_OPTIONS:
+        shown = "" if default is None else f" (default {default:g})"
+        watch.add_argument(flag, type=kind, default=default, help=text + shown)
     watch.add_argument("--clips", action="store_true", help="save each event as OUT/events/event_NNNN.mp4")
-    watch.add_argument(
-        "--clip-seconds", type=float, default=3.0, help="clip seconds before and after an event (default 3)"
-    )
-    watch.add_argument(
-        "--clip-buffer-mb", type=int, default=256, help="most decoded video kept for clips (default 256)"
-    )
-    watch.add_argument(
-        "--max-queued",
-        type=int,
-        help="segments waiting for scoring before a live source drops whole segments (default: 2 batches)",
-    )
-    watch.add_argument(
-        "--batch-size", type=int, help="segments per extractor call when several wait (default: the run's)"
-    )
     watch.add_argument("--format", help="FFmpeg input format (demuxer), e.g. v4l2, mpegts; default: guessed")
     watch.add_argument(
         "-O",
@@ -92,20 +93,6 @@ def add_parsers(commands) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="FFmpeg input option (repeatable), e.g. -O rtsp_transport=udp -O fifo_size=100000",
-    )
-    watch.add_argument(
-        "--read-timeout",
-        type=float,
-        default=5.0,
-        help="seconds without data before a stream counts as lost (default 5)",
-    )
-    watch.add_argument(
-        "--max-backoff", type=float, default=30.0, help="longest wait between reconnections, seconds (default 30)"
-    )
-    watch.add_argument(
-        "--give-up-after",
-        type=float,
-        help="stop (exit 3) after a stream has been lost this many seconds (default: never)",
     )
 
     calibrate = commands.add_parser(
