@@ -35,17 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gclvad.alerts import DEFAULT_QUANTILE, CausalSmoother, Event, EventDetector, ScoredSegment, Threshold
+from gclvad.alerts import DEFAULT_QUANTILE, CausalSmoother, EventDetector, ScoredSegment, Threshold
 from gclvad.atomic import write_json_atomic
 from gclvad.errors import GclvadError
 from gclvad.live_segments import Decoding, Failed, LiveSegment, SegmentAssembler
 from gclvad.stream import Break, LiveSource, SourceSettings
+from gclvad.watch_events import EventOutputs
 from gclvad.watch_outputs import (
-    EVENTS_FILE,
-    EVENTS_FOLDER,
     SCORES_FILE,
     SUMMARY_FILE,
-    EventLog,
     ScoreLog,
     StatusLine,
     percentiles,
@@ -55,7 +53,6 @@ from gclvad.watch_outputs import (
 
 log = logging.getLogger(__name__)
 
-_HISTORY_SEGMENTS = 4096  # scores kept for event plots (about 45 min of 16-frame segments at 25 fps)
 _LATENCY_SAMPLES = 10000  # latencies kept for the summary's percentiles
 _IDLE_WAIT_S = 0.2  # how often an idle scorer looks at stop requests, clips and the status line
 # Extra segments of lag the clip buffer covers beyond the queue: one being gathered, one being
@@ -134,11 +131,9 @@ class Watcher:
         self.halt = threading.Event()  # tells the decoding thread to stop
         self.detector = EventDetector(self.threshold.value, settings.hold_s)
         self.smoother = CausalSmoother(settings.smooth_segments) if settings.smooth_segments > 1 else None
-        self.history: collections.deque = collections.deque(maxlen=_HISTORY_SEGMENTS)  # (start_s, end_s, value)
         self.latencies: collections.deque = collections.deque(maxlen=_LATENCY_SAMPLES)
         self.scored = 0
         self.last: ScoredSegment | None = None
-        self.clips: dict[int, tuple[Event, object]] = {}  # event number -> (event, ClipWriter)
 
     # ------------------------------------------------------------ setting up
 
@@ -150,9 +145,8 @@ class Watcher:
         self.ring = FrameRing(self._ring_seconds(), settings.clip_buffer_mb << 20) if settings.clips else None
         assembler = SegmentAssembler(self.extractor.preprocessing, self.record.segment_length)
         self.decoding = Decoding(self.source, assembler, self.max_queued, self.ring, self.halt)
-        (self.out_dir / EVENTS_FOLDER).mkdir(parents=True, exist_ok=True)
+        self.events = EventOutputs(self.out_dir, settings.clip_margin_s, self.ring)
         self.scores_log = ScoreLog(self.out_dir / SCORES_FILE, smoothed=self.smoother is not None)
-        self.events_log = EventLog(self.out_dir / EVENTS_FILE)
         self.status = StatusLine()
         self.started = time.time()
         log.info("watching %s with run %s; %s", self.source_text, self.record.folder, threshold_text(self.threshold))
@@ -233,12 +227,12 @@ class Watcher:
                 alerting,
             )
             self.last = scored
-            self.history.append((segment.start_s, segment.end_s, alerting))
+            self.events.scored(scored)
             opened, closed = self.detector.update(scored)
             if opened is not None:
-                self._opened(opened)
+                self.events.opened(opened, self.source.fps)
             if closed is not None:
-                self._closed(closed)
+                self.events.closed(closed, scored)
             current = self.detector.current
             self.scores_log.write(segment, now, named, current.number if current is not None else 0)
             self.latencies.append(now - segment.last_arrival)
@@ -248,79 +242,16 @@ class Watcher:
         """Clips: encode the frames that became due, finish those that are complete; the status line."""
         if self.ring is not None:
             self.ring.keep_s = self._ring_seconds()
-            until = self.last.last_frame if self.last is not None else -1
-            for number, (event, writer) in list(self.clips.items()):
-                writer.pump(self.ring, until_index=None if final else until)
-                if not event.is_open and (final or writer.complete()):
-                    del self.clips[number]
-                    self._write_closed(event, writer)
+            self.events.pump(self.last, final)
         latency = self.latencies[-1] if self.latencies else None
         self.status.update(self.decoding.counters, self.scored, latency, self.detector.count, self.source.reconnects)
 
     # ------------------------------------------------------------ events
 
-    def _opened(self, event: Event) -> None:
-        log.warning(
-            "alert %d opened at frame %d (stream %.2f s): score %.4g above the threshold %.4g",
-            event.number,
-            event.start.first_frame,
-            event.start.start_s,
-            event.start.value,
-            event.threshold,
-        )
-        self.events_log.write(event.record())
-        if self.ring is not None:
-            from gclvad.clips import ClipWriter
-
-            path = self.out_dir / EVENTS_FOLDER / f"event_{event.number:04d}.mp4"
-            self.clips[event.number] = (
-                event,
-                ClipWriter(path, event.start.start_s - self.settings.clip_margin_s, self.source.fps),
-            )
-
     def _close_event(self, reason: str, when: float) -> None:
         event = self.detector.close(reason, when)
         if event is not None:
-            self._closed(event)
-
-    def _closed(self, event: Event) -> None:
-        log.warning(
-            "alert %d closed (%s): frames %d-%d, peak score %.4g",
-            event.number,
-            event.closed_by,
-            event.start.first_frame,
-            event.last_above.last_frame,
-            event.peak.value,
-        )
-        entry = self.clips.get(event.number)
-        if entry is None:
-            self._write_closed(event, None)
-            return
-        closing = event.closed if event.closed is not None else self.last
-        entry[1].until_s = closing.end_s + self.settings.clip_margin_s
-
-    def _write_closed(self, event: Event, writer) -> None:
-        """The closed event's plot (and finished clip), then its line in the events log."""
-        from gclvad.plots import plot_event_scores
-
-        margin = self.settings.clip_margin_s
-        begin, end = event.start.start_s - margin, event.last_above.end_s + margin
-        curve = [(start, stop, value) for start, stop, value in self.history if stop >= begin and start <= end]
-        plot = self.out_dir / EVENTS_FOLDER / f"event_{event.number:04d}.png"
-        plot_event_scores(
-            curve, event.threshold, (event.start.start_s, event.last_above.end_s), plot, f"alert {event.number}"
-        )
-        event.extra["plot"] = str(plot.relative_to(self.out_dir))
-        if writer is not None:
-            clip = writer.finish()
-            event.extra.update(
-                clip=str(clip.relative_to(self.out_dir)) if clip is not None else None,
-                clip_frames=writer.frames,
-                clip_start_s=None if writer.first_s is None else round(writer.first_s, 3),
-                clip_end_s=None if writer.last_s is None else round(writer.last_s, 3),
-                clip_missing_frames=writer.gaps,
-            )
-        self.events_log.write(event.record())
+            self.events.closed(event, self.last)
 
     # ------------------------------------------------------------ the end
 
@@ -330,10 +261,8 @@ class Watcher:
             self._close_event({"end of file": "end of stream"}.get(stopped_by, stopped_by), time.time())
             self._tick(final=True)
         finally:
-            for _, writer in self.clips.values():  # only after an error
-                writer.abort()
             self.scores_log.close()
-            self.events_log.close()
+            self.events.close()
             self.status.end()
         self.decoding.thread.join(timeout=self.settings.source.read_timeout_s + 2.0)
         summary = self._summary(stopped_by)

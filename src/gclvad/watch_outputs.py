@@ -1,8 +1,8 @@
-"""What `gclvad watch` writes as it goes, and the status line it shows.
+"""What `gclvad watch` writes for every segment, and the status line it shows.
 
-scores.csv (one row per scored segment) and events.jsonl (one JSON object a line) are logs of
-a stream without end: they are appended and flushed line by line, so a reader (or a crash)
-sees every line written so far, whole. They are opened in exclusive mode: an earlier watch's
+scores.csv (one row per scored segment), like events.jsonl (`gclvad.watch_events`), is the log
+of a stream without end: it is appended and flushed line by line, so a reader (or a crash)
+sees every line written so far, whole. Both are opened in exclusive mode: an earlier watch's
 logs are never written over. The status line goes to stderr: a carriage-return line on a
 terminal, a log line every few seconds otherwise.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import json
 import logging
 import sys
 import time
@@ -21,10 +20,11 @@ import numpy as np
 
 from gclvad.errors import GclvadError
 from gclvad.live_segments import Counters, LiveSegment
+from gclvad.watch_events import EVENTS_FILE
 
 log = logging.getLogger(__name__)
 
-SCORES_FILE, EVENTS_FILE, SUMMARY_FILE, EVENTS_FOLDER = "scores.csv", "events.jsonl", "summary.json", "events"
+SCORES_FILE, SUMMARY_FILE = "scores.csv", "summary.json"
 
 
 def wall_text(unix: float) -> str:
@@ -72,20 +72,6 @@ class ScoreLog:
                 alert,
             ]
         )
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class EventLog:
-    """events.jsonl: one JSON object a line, flushed as written."""
-
-    def __init__(self, path: Path):
-        self._file = open(path, "x")  # noqa: SIM115 (open while watching; see close)
-
-    def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
     def close(self) -> None:
