@@ -103,9 +103,7 @@ def train_run(
 # ---------------------------------------------------------------- videos and streams
 
 
-def write_ts(
-    path: Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int = 8, codec: str = "mpeg2video"
-) -> Path:
+def write_ts(path: Path, frames: Iterable[np.ndarray], fps: int = 25, gop: int = 8, codec: str = "mpeg2video") -> Path:
     """uint8 (H, W, 3) frames as an MPEG-2 video in MPEG-TS, what a camera would send (MPEG-2
     knows only the broadcast frame rates; codec="mpeg4" takes any)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
