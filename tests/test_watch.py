@@ -330,8 +330,12 @@ def test_stream_scores_equal_offline_scores_and_survive_a_killed_sender(r3d_run,
     table = pd.read_csv(out / "scores.csv")
     first = table[table["first_frame"] < 64]
     assert first["first_frame"].tolist() == [0, 16, 32, 48]
-    for name in ("score", "d", "g"):  # batches of 1 here, of 4 offline: float32 sums in another order
-        np.testing.assert_allclose(first[name], expected[name], rtol=1e-5, atol=1e-6)
+    # The frames and clips are identical (bit for bit); the extractor ran on batches of 1 to 4
+    # here, of 4 offline, which sums in another order (features differ by <= ~2e-7), and where a
+    # feature lies that close to a float16 rounding boundary its stored value moves one float16
+    # step (about 1 in 2000 features here): scores then differ in the 5th significant digit.
+    for name in ("score", "d", "g"):
+        np.testing.assert_allclose(first[name], expected[name], rtol=1e-4)
     # The second stream at 15 fps: segments of 16 frames last 16/15 s of stream time.
     second_rows = table[table["first_frame"] >= 64]
     assert len(second_rows) >= 1

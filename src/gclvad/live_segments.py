@@ -21,6 +21,7 @@ import numpy as np
 
 from gclvad.errors import GclvadError
 from gclvad.stream import FILE, Arrival, Break, LiveSource
+from gclvad.video import rgb_frame
 
 
 @dataclass
@@ -87,16 +88,16 @@ class SegmentAssembler:
         return self.filled == self.segment_length
 
     def _cropped(self, frame) -> np.ndarray:
+        # Resized as `gclvad score` resizes, but to the size this frame's own size gives.
         height, width = self.preprocessing.resized_shape(frame.height, frame.width)
-        rgb = self._reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR")
-        pixels = rgb.to_ndarray()
+        pixels = rgb_frame(self._reformatter, frame, (height, width), self.preprocessing)
         crop_h, crop_w = self.crop
         if height < crop_h or width < crop_w:
             raise GclvadError(
                 f"frames resized to {height}x{width} are smaller than the extractor's crop {crop_h}x{crop_w}"
             )
         # The crop Preprocessing.normalize takes of the whole segment, taken frame by frame.
-        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        top, left = self.preprocessing.crop_offsets(height, width)
         return pixels[top : top + crop_h, left : left + crop_w]
 
     def take(self, index: int, real_frames: int | None = None) -> LiveSegment:

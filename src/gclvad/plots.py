@@ -109,9 +109,7 @@ def plot_event_scores(
     segments: Sequence[tuple[float, float, float]], threshold: float, event: tuple[float, float], path: str | Path, title: str
 ) -> None:
     """A live alert's score curve: (start_s, end_s, score) of each scored segment around it, as
-    steps over stream time, the threshold dashed and the event's span shaded. Written atomically."""
-    from gclvad.atomic import write_atomic
-
+    steps over stream time, the threshold dashed and the event's span shaded."""
     fig, ax = plt.subplots(figsize=(8, 2.6))
     ax.axvspan(*event, color="tab:red", alpha=0.2, linewidth=0, label="alert")
     if segments:
@@ -123,6 +121,4 @@ def plot_event_scores(
     ax.set_ylabel("score")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    write_atomic(path, lambda temporary: fig.savefig(temporary, format="png", dpi=110))
-    plt.close(fig)
+    _save(fig, path)
