@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from gclvad import watch_cli
 from gclvad.errors import GclvadError
 
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     rtfm.add_argument("--extractor", required=True, help="name recorded in the files, e.g. i3d")
     rtfm.add_argument("--crops", choices=["mean", "first", "center"], default="mean")
     rtfm.add_argument("--suffix", default="_i3d.npy", help="file-name ending removed to get the video id")
+    watch_cli.add_parsers(commands)
     return parser
 
 
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.list_file, args.feature_dir, args.out_dir, args.extractor, crop_reduce=args.crops, suffix=args.suffix
             )
             print(f"{len(written)} videos imported into {args.out_dir}")
+        elif args.command == "watch":
+            return watch_cli.run_watch(args)
+        elif args.command == "calibrate":
+            return watch_cli.run_calibrate(args)
     except GclvadError as error:
         print(f"gclvad: error: {error}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from gclvad.alerts import QUANTILES_KEY, training_score_quantiles
 from gclvad.atomic import write_atomic, write_json_atomic
 from gclvad.cleaning import CleaningConfig, temporal_difference_mask
 from gclvad.datasets import load_dataset
@@ -137,7 +138,9 @@ def train_stage(
     read keep their defaults, which it never looks at. labels_spec: the dataset's reader
     spec, read only by stages of label-reading variants. A checkpoint is written every epoch
     and removed once the stage's networks are stored. The final stage also records the
-    per-epoch diagnostic scores (epoch_scores_path) and writes the whole log (log_path).
+    per-epoch diagnostic scores (epoch_scores_path), the distribution of its scores on its
+    training segments (metadata "training_score_quantiles", gclvad.alerts) and writes the
+    whole log (log_path).
     """
     from gclvad.device import resolve_device
     from gclvad.gcl.data import TrainingData
@@ -186,6 +189,8 @@ def train_stage(
     for key, value in (("cleaning", result.cleaning), ("supervision", result.supervision)):
         if value is not None:
             stored[key] = value
+    if epoch_scores_path is not None:  # the final stage: what `gclvad watch` takes its alert threshold from
+        stored[QUANTILES_KEY] = training_score_quantiles(result.models, data.features)
     save_models(Path(out_path), result.models, metadata=stored, sections=STAGE_SECTIONS[stage])
     if log_path is not None:
         write_atomic(log_path, lambda temporary: pd.DataFrame(stored["log"]).to_csv(temporary, sep="\t", index=False))

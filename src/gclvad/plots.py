@@ -103,3 +103,22 @@ def plot_training_curves(log_rows: Sequence[Mapping], path: str | Path) -> None:
     if axes[1].lines:
         axes[1].legend(fontsize=7)
     _save(fig, path)
+
+
+def plot_event_scores(
+    segments: Sequence[tuple[float, float, float]], threshold: float, event: tuple[float, float], path: str | Path, title: str
+) -> None:
+    """A live alert's score curve: (start_s, end_s, score) of each scored segment around it, as
+    steps over stream time, the threshold dashed and the event's span shaded."""
+    fig, ax = plt.subplots(figsize=(8, 2.6))
+    ax.axvspan(*event, color="tab:red", alpha=0.2, linewidth=0, label="alert")
+    if segments:
+        times = [t for start, end, _ in segments for t in (start, end)]
+        values = [v for _, _, value in segments for v in (value, value)]
+        ax.plot(times, values, color="tab:blue", linewidth=1, label="segment score")
+    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
+    ax.set_xlabel("stream time (s)")
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    _save(fig, path)

@@ -295,18 +295,26 @@ def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Ite
     """
     decoder = _Decoder(source)
     reformatter = VideoReformatter()  # keeps one swscale context for the whole video
-    target = native = None
-    # Extractors trained on torchvision's transforms resize the RGB frame without antialiasing.
-    plain_bilinear = preprocessing is not None and not preprocessing.antialias
+    target = None
     for frame in decoder.frames():
         if target is None:
             native = (frame.height, frame.width)
             target = preprocessing.resized_shape(*native) if preprocessing is not None else native
-        size = native if plain_bilinear else target
-        rgb = reformatter.reformat(frame, width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR")
-        yield preprocessing.resize_frame(rgb.to_ndarray(), target) if plain_bilinear else rgb.to_ndarray()
+        yield rgb_frame(reformatter, frame, target, preprocessing)
     if target is None:
         raise _no_frames(Path(source), decoder)
+
+
+def rgb_frame(
+    reformatter: VideoReformatter, frame: av.VideoFrame, target: tuple[int, int], preprocessing: Preprocessing | None
+) -> np.ndarray:
+    """One decoded frame as uint8 RGB (H, W, 3) of size `target`, resized the way `preprocessing`
+    resizes (also what `gclvad watch` does to every frame of a stream)."""
+    # Extractors trained on torchvision's transforms resize the RGB frame without antialiasing.
+    plain_bilinear = preprocessing is not None and not preprocessing.antialias
+    size = (frame.height, frame.width) if plain_bilinear else target
+    rgb = reformatter.reformat(frame, width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR")
+    return preprocessing.resize_frame(rgb.to_ndarray(), target) if plain_bilinear else rgb.to_ndarray()
 
 
 def iter_segments(source: Path, preprocessing: Preprocessing, segment_length: int = 16) -> Iterator[Segment]:
