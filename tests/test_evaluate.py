@@ -40,3 +40,39 @@ def test_frame_auc_needs_both_classes_and_matching_lengths():
         frame_auc({"a": np.array([0.1])}, {"b": np.array([1], bool)})
 
 
+
+
+def test_the_fields_metrics_by_hand():
+    from gclvad.evaluate import frame_metrics
+
+    # a: anomalous video (2 of 4 frames), b: normal, c: anomalous with both classes, d: no truth
+    scores = {
+        "a": np.array([0.1, 0.4, 0.35, 0.8]),
+        "b": np.array([0.7, 0.2, 0.6]),
+        "c": np.array([0.3, 0.9]),
+        "d": np.array([0.99]),
+    }
+    truths = {"a": np.array([0, 0, 1, 1], bool), "b": np.zeros(3, bool), "c": np.array([0, 1], bool), "d": None}
+    metrics = frame_metrics(scores, truths)
+    frames = np.concatenate([scores[v] for v in "abc"])
+    labels = np.concatenate([truths[v] for v in "abc"])
+    assert metrics["auc"] == pytest.approx(frame_auc(scores, truths))
+    # average precision as sklearn defines it: precision at each anomalous frame, ranked by score
+    ranked = labels[np.argsort(-frames, kind="stable")]
+    precision_at_hits = [ranked[: i + 1].mean() for i in np.flatnonzero(ranked)]
+    assert metrics["average_precision"] == pytest.approx(np.mean(precision_at_hits))
+    # AUC_A: frames of a and c only. Anomalous {0.35, 0.8, 0.9} vs normal {0.1, 0.4, 0.3}: 8 of 9 pairs
+    assert metrics["auc_anomalous_videos"] == pytest.approx(8 / 9)
+    # macro: a (0.35 beats 0.1 only, 0.8 beats both: 3 of 4) and c (1 of 1)
+    assert metrics["macro_auc"] == pytest.approx((3 / 4 + 1) / 2) and metrics["macro_auc_videos"] == 2
+    # false alarms: frames of the normal video b at >= 0.5: 0.7 and 0.6 of 3
+    assert metrics["false_alarm_rate"] == pytest.approx(2 / 3) and metrics["false_alarm_threshold"] == 0.5
+    # not probabilities (G's errors): no false-alarm rate is claimed
+    assert frame_metrics(scores, truths, false_alarm_threshold=None)["false_alarm_rate"] is None
+    # no anomalous video with a normal frame: those metrics are None, not a number
+    only_normal = frame_metrics({"a": scores["a"], "b": scores["b"]}, {"a": truths["a"], "b": truths["b"]})
+    assert only_normal["auc_anomalous_videos"] == pytest.approx(3 / 4)
+    everything_anomalous = frame_metrics(
+        {"x": np.array([0.2, 0.9]), "b": scores["b"]}, {"x": np.ones(2, bool), "b": truths["b"]}
+    )
+    assert everything_anomalous["auc_anomalous_videos"] is None and everything_anomalous["macro_auc"] is None

@@ -77,7 +77,7 @@ def test_float16_round_trip_is_near_and_stored_half_size(tmp_path):
             r"2 NaN/inf values \(in segment\(s\) \[0, 2\]",
         ),
         (np.array([[1.0, 70000.0]]), "float16", "cast to float16 hold 1 NaN/inf"),
-        (np.zeros((3,)), "float32", r"\[segments, dim\] array, got shape \(3,\)"),
+        (np.zeros((3,)), "float32", r"\[segments, crops, dim\] array, got shape \(3,\)"),
         (np.zeros((0, 4)), "float32", "non-empty"),
         (np.zeros((2, 4)), "float64", "dtype must be one of"),
     ],
@@ -104,7 +104,7 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_partial_one(tmp_pa
         raise failure
 
     # The features dataset is already in the (temporary) file when attributes are set.
-    monkeypatch.setattr(features_module, "_set_attrs", fail_after_the_dataset_is_written)
+    monkeypatch.setattr(features_module, "set_attrs", fail_after_the_dataset_is_written)
     with pytest.raises(type(failure)):
         write_video_features(tmp_path / "v.h5", np.zeros((4, 3)), attrs_for(64))
     with pytest.raises(type(failure)):
@@ -123,7 +123,7 @@ def test_missing_corrupt_and_incomplete_files_are_named(tmp_path):
         read_video_features(tmp_path / "corrupt.h5")
     with h5py.File(tmp_path / "empty.h5", "w"):
         pass
-    with pytest.raises(GclvadError, match=r"empty\.h5: no 2-D dataset 'features'"):
+    with pytest.raises(GclvadError, match=r"empty\.h5: no 2-D or 3-D dataset 'features'"):
         read_video_features(tmp_path / "empty.h5")
 
 
@@ -278,13 +278,17 @@ def test_rtfm_import_first_crop(tmp_path):
 
 def test_rtfm_import_errors(tmp_path):
     list_file, feature_dir, _, _ = rtfm_fixture(tmp_path)
-    np.save(feature_dir / "Abuse001_x264_i3d.npy", np.zeros((3, 5, 4), dtype=np.float32))
-    with pytest.raises(GclvadError, match=r"Abuse001_x264_i3d\.npy: expected features of shape .* found \(3, 5, 4\)"):
+    np.save(feature_dir / "Abuse001_x264_i3d.npy", np.zeros((3, 5), dtype=np.int64))
+    with pytest.raises(GclvadError, match=r"Abuse001_x264_i3d\.npy: expected little-endian float features"):
+        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
+    np.save(feature_dir / "Abuse001_x264_i3d.npy", np.zeros((3, 5, 4, 2), dtype=np.float32))
+    with pytest.raises(GclvadError, match=r"Abuse001_x264_i3d\.npy: expected features of shape .* found \(3, 5, 4, 2\)"):
         import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
     (feature_dir / "Abuse001_x264_i3d.npy").unlink()
-    with pytest.raises(GclvadError, match=r"Abuse001_x264_i3d\.npy: feature file named in the list not found"):
+    with pytest.raises(GclvadError, match=r"line 1: no file named Abuse001_x264_i3d\.npy below"):
         import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
-    with pytest.raises(GclvadError, match=r"line 1: 'Abuse001_x264_i3d\.npy' does not end with the suffix '_c3d\.npy'"):
-        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm", suffix="_c3d.npy")
+    list_file.write_text("G:/x/Abuse001_x264_i3d.txt\n")
+    with pytest.raises(GclvadError, match=r"line 1: 'Abuse001_x264_i3d\.txt' is not a \.npy file"):
+        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
     with pytest.raises(GclvadError, match="crop_reduce must be one of"):
         import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm", crop_reduce="max")

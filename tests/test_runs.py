@@ -119,3 +119,19 @@ def test_workflow_schema_knows_every_training_setting():
     cleaning = {f.name for f in dataclasses.fields(CleaningConfig)}
     assert set(schema["$defs"]["cleaning"]["properties"]) == cleaning
     assert set(schema["properties"]["cleaning"]["properties"]) == cleaning
+
+
+def test_the_workflow_reads_settings_without_loading_torch():
+    # The DAG process imports what the rule files import; torch (~2 s, GBs of libraries) must
+    # not be among it, so that building the DAG of a large dataset stays quick.
+    import re
+    import subprocess
+    import sys
+
+    modules = set()
+    for rules in (REPO / "workflow" / "rules").glob("*.smk"):
+        modules |= set(re.findall(r"^from (gclvad[\w.]*) import", rules.read_text(), flags=re.M))
+    assert "gclvad.runs" in modules
+    code = "import sys\n" + "".join(f"import {m}\n" for m in sorted(modules)) + "print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

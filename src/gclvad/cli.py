@@ -43,15 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     rtfm = commands.add_parser(
         "import-rtfm",
         help="import pre-extracted features in the RTFM layout",
-        description="Write per-video feature files (the store's format) from one .npy a video, "
-        "(T, 10, d) ten-crop or (T, d), listed in a list file; ten crops are averaged by default.",
+        description="Write per-video feature files (the store's format) from published .npy features "
+        "((T, crops, d), (T, d), or one (T, d) file per crop named <video>__<k>.npy) listed in a list file; "
+        "crops are averaged by default. To train on them without a copy, declare a `features` dataset instead.",
     )
     rtfm.add_argument("list_file", type=Path, help="list of .npy paths (Windows paths and CRLF are fine)")
-    rtfm.add_argument("feature_dir", type=Path, help="folder holding the .npy files")
+    rtfm.add_argument("feature_dir", type=Path, help="folder below which the listed .npy files are found by name")
     rtfm.add_argument("out_dir", type=Path, help="where <video>.h5 files go")
     rtfm.add_argument("--extractor", required=True, help="name recorded in the files, e.g. i3d")
     rtfm.add_argument("--crops", choices=["mean", "first", "center"], default="mean")
-    rtfm.add_argument("--suffix", default="_i3d.npy", help="file-name ending removed to get the video id")
     watch_cli.add_parsers(commands)
     return parser
 
@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import-rtfm":
             from gclvad.rtfm import import_rtfm
 
-            written = import_rtfm(
-                args.list_file, args.feature_dir, args.out_dir, args.extractor, crop_reduce=args.crops, suffix=args.suffix
-            )
+            written = import_rtfm(args.list_file, args.feature_dir, args.out_dir, args.extractor, crop_reduce=args.crops)
             print(f"{len(written)} videos imported into {args.out_dir}")
         elif args.command == "watch":
             return watch_cli.run_watch(args)

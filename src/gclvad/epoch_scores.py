@@ -22,6 +22,7 @@ import pandas as pd
 from gclvad.atomic import write_atomic
 from gclvad.evaluate import frame_auc, segment_to_frame_scores
 from gclvad.features import FeatureSet
+from gclvad.frame_scores import segment_scores
 
 
 def progress_path(checkpoint_path: str | Path) -> Path:
@@ -43,14 +44,12 @@ class EpochScoreRecorder:
             self.labels, self.scores = list(saved["labels"]), list(saved["scores"])
 
     def __call__(self, stage: str, epoch: int, models) -> None:
-        from gclvad.gcl.store import score  # torch: only stages that train import it
-
         label = f"{stage}:{epoch}"
         if label in self.labels:  # a resumed run replays the epochs since its last checkpoint
             replayed = self.labels.index(label)
             del self.scores[replayed:], self.labels[replayed:]
         self.labels.append(label)
-        self.scores.append(score(models, self.features.features)["score"])
+        self.scores.append(segment_scores(models, self.features)["score"])
         self.save(self.path)
 
     def save(self, path: str | Path) -> None:
@@ -58,7 +57,7 @@ class EpochScoreRecorder:
 
 
 def write_epoch_scores(path: str | Path, features: FeatureSet, labels: list[str], scores: list[np.ndarray]) -> None:
-    rows = len(features.features)
+    rows = len(features.features)  # segment rows, whatever the crops
 
     def write(temporary: Path) -> None:
         with open(temporary, "wb") as out:  # np.savez would append .npz to a path

@@ -1,7 +1,8 @@
 """The feature store: segment features of videos in HDF5 files, written atomically.
 
 Three kinds of file:
-    per-video file   dataset ``features`` [S, d] (float16 or float32) with the extraction's
+    per-video file   dataset ``features`` [S, d], or [S, C, d] for C crops of every segment
+                     (float16 or float32), with the extraction's
                      attributes (extractor, weights_sha256, weights_random, segment_length,
                      frames, fps, preprocessing as JSON, padded_tail = frames padded at the
                      end of the last segment). One extraction job writes one.
@@ -37,6 +38,10 @@ STORED_DTYPES = ("float16", "float32")
 SHARED_KEYS = ("extractor", "weights_sha256", "segment_length")
 # Attributes a per-video file needs to enter a merged file's index.
 INDEX_KEYS = ("frames", "padded_tail")
+# How a feature set with several crops per segment is used: their mean, each crop as its own
+# training track (a segment's score then combines its crops' scores), the first crop, or the
+# centre crop (`centre_crop`).
+CROP_USES = ("mean", "each", "first", "center")
 
 
 # ---------------------------------------------------------------- atomic writes and attributes
@@ -77,18 +82,21 @@ def _attrs_of(node: h5py.HLObject) -> dict:
     return {key: _plain(value) for key, value in node.attrs.items()}
 
 
-def _set_attrs(node: h5py.HLObject, attrs: Mapping, path: Path) -> None:
+def set_attrs(node: h5py.HLObject, attrs: Mapping, path: Path) -> None:
     for key, value in attrs.items():
         node.attrs[key] = _storable(key, value, path)
 
 
 def _checked_features(features: np.ndarray, path: Path, dtype: str) -> np.ndarray:
-    """`features` as a finite [S, d] array of the stored dtype, or a GclvadError saying why not."""
+    """`features` as a finite [S, d] (or [S, C, d]) array of the stored dtype, or a GclvadError saying why not."""
     features = np.asarray(features)
     if dtype not in STORED_DTYPES:
         raise GclvadError(f"{path}: feature dtype must be one of {STORED_DTYPES}, got {dtype!r}")
-    if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
-        raise GclvadError(f"{path}: features must be a non-empty [segments, dim] array, got shape {features.shape}")
+    if features.ndim not in (2, 3) or 0 in features.shape:
+        raise GclvadError(
+            f"{path}: features must be a non-empty [segments, dim] or [segments, crops, dim] array, "
+            f"got shape {features.shape}"
+        )
     if features.dtype.kind not in "biuf":
         raise GclvadError(f"{path}: features must be numbers, got dtype {features.dtype}")
     reject_non_finite(features, path, "features")
@@ -119,7 +127,7 @@ def write_video_features(path: str | Path, features: np.ndarray, attrs: dict, dt
     stored = _checked_features(features, path, dtype)
     with _atomic_h5(path) as out:
         out.create_dataset(FEATURES, data=stored)
-        _set_attrs(out, attrs, path)
+        set_attrs(out, attrs, path)
 
 
 def read_video_features(path: str | Path) -> tuple[np.ndarray, dict]:
@@ -145,8 +153,10 @@ def _open(path: Path) -> Iterator[h5py.File]:
 
 def _features_of(node: h5py.Group, path: Path) -> h5py.Dataset:
     dataset = node.get(FEATURES)
-    if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 2:
-        raise GclvadError(f"{path}: no 2-D dataset '{FEATURES}' in {node.name} (incomplete or not a feature file)")
+    if not isinstance(dataset, h5py.Dataset) or dataset.ndim not in (2, 3):
+        raise GclvadError(
+            f"{path}: no 2-D or 3-D dataset '{FEATURES}' in {node.name} (incomplete or not a feature file)"
+        )
     return dataset
 
 
@@ -184,11 +194,11 @@ def merge_video_features(parts: Mapping[str, Path], out_path: str | Path) -> Non
                 reject_non_finite(dataset[()], part, f"features of video {video_id}")
                 group = videos.create_group(video_id)
                 out.copy(dataset, group, name=FEATURES)
-                _set_attrs(group, attrs, part)
+                set_attrs(group, attrs, part)
             segments[i] = dataset.shape[0]
             every_attrs.append(attrs)
-        _write_index(out, ids, segments, every_attrs)
-        _set_attrs(out, _root_attrs(reference[1], every_attrs), out_path)
+        write_index(out, ids, segments, every_attrs)
+        set_attrs(out, _root_attrs(reference[1], every_attrs), out_path)
 
 
 def _check_part(part: Path, attrs: dict, dataset: h5py.Dataset) -> None:
@@ -201,7 +211,8 @@ def _check_part(part: Path, attrs: dict, dataset: h5py.Dataset) -> None:
 
 def _shared_of(attrs: dict, dataset: h5py.Dataset) -> dict:
     shared = {key: attrs[key] for key in SHARED_KEYS}
-    shared["dim"] = int(dataset.shape[1])
+    shared["dim"] = int(dataset.shape[-1])
+    shared["crops"] = int(dataset.shape[1]) if dataset.ndim == 3 else 1
     shared["dtype"] = dataset.dtype.name
     return shared
 
@@ -232,7 +243,7 @@ def _same(first, second) -> bool:
     return type(first) is type(second) and first == second
 
 
-def _write_index(out: h5py.File, ids: list[str], segments: np.ndarray, every_attrs: list[dict]) -> None:
+def write_index(out: h5py.File, ids: list[str], segments: np.ndarray, every_attrs: list[dict]) -> None:
     index = out.create_group(INDEX)
     index.create_dataset("video", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
     index.create_dataset("offset", data=np.concatenate([[0], np.cumsum(segments)[:-1]]).astype(np.int64))
@@ -248,7 +259,8 @@ def _write_index(out: h5py.File, ids: list[str], segments: np.ndarray, every_att
 class FeatureSet:
     """Segment features of several videos, concatenated in `videos` order.
 
-    features: (N, d) float32; rows offsets[v]:offsets[v+1] belong to videos[v].
+    features: (N, d) float32, or (N, C, d) with C crops of every segment (loaded with
+    crops "each"); rows offsets[v]:offsets[v+1] belong to videos[v].
     offsets: (V+1,) int64; frames, padded_tail: (V,) int64 per video.
     attrs: what all videos share (extractor, weights_sha256, segment_length, dim, dtype, ...).
     video_attrs: each video's own attributes (fps, frames, ...), where loaded.
@@ -278,6 +290,21 @@ class FeatureSet:
         """(V,) number of segments of each video."""
         return np.diff(self.offsets)
 
+    @property
+    def crops(self) -> int:
+        """Crops per segment kept apart (1 when features are (N, d))."""
+        return int(self.features.shape[1]) if self.features.ndim == 3 else 1
+
+    def tracks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(features (N*C, d), track (N*C,), position (N*C,)): each crop of each video is a
+        track of its own (track = video * C + crop), as training and TD cleaning see them;
+        with one crop, tracks are the videos. Row r*C + c is crop c of segment row r."""
+        crops = self.crops
+        features = self.features.reshape(-1, self.features.shape[-1])
+        track = (self.video_of_row()[:, None] * crops + np.arange(crops)).reshape(-1)
+        position = np.repeat(self.position_of_row(), crops)
+        return features, track, position
+
     def index_of(self, video: str) -> int:
         if video not in self._position:
             raise KeyError(f"video {video!r} is not in this feature set")
@@ -300,9 +327,8 @@ class FeatureSet:
         """A new FeatureSet of the given videos, in the given order (rows copied)."""
         videos = list(videos)
         chosen = [self.index_of(video) for video in videos]
-        dim = self.features.shape[1]
         rows = [self.of(video) for video in videos]
-        features = np.concatenate(rows) if rows else np.empty((0, dim), np.float32)
+        features = np.concatenate(rows) if rows else np.empty((0, *self.features.shape[1:]), np.float32)
         return FeatureSet(
             features=features,
             videos=videos,
@@ -314,9 +340,16 @@ class FeatureSet:
         )
 
 
-def load_feature_set(path: str | Path, videos: Iterable[str] | None = None) -> FeatureSet:
-    """Read a merged feature file (all videos in index order, or `videos` in the order given)."""
+def load_feature_set(path: str | Path, videos: Iterable[str] | None = None, crops: str = "mean") -> FeatureSet:
+    """Read a merged feature file (all videos in index order, or `videos` in the order given).
+
+    crops: how features with several crops per segment ([S, C, d] datasets) are used (CROP_USES):
+    "mean" averages them, "first" and "center" keep one (`centre_crop`), "each" keeps them all,
+    giving features (N, C, d). Single-crop features are read as they are.
+    """
     path = Path(path)
+    if crops not in CROP_USES:
+        raise GclvadError(f"crops must be one of {', '.join(CROP_USES)}, found {crops!r}")
     with _open(path) as source:
         index = _read_index(source, path)
         wanted = index["video"] if videos is None else _wanted(list(videos), index["video"], path)
@@ -325,22 +358,24 @@ def load_feature_set(path: str | Path, videos: Iterable[str] | None = None) -> F
         segments = index["segments"][chosen]
         offsets = np.concatenate([[0], np.cumsum(segments)]).astype(np.int64)
         attrs = _attrs_of(source)
-        dim = int(attrs.get("dim", 0)) or _features_of(source[VIDEOS][wanted[0]], path).shape[1]
-        features = np.empty((int(offsets[-1]), dim), dtype=np.float32)
+        first = _features_of(source[VIDEOS][wanted[0]], path) if wanted else None
+        row_shape = tuple(first.shape[1:]) if first is not None else (int(attrs.get("dim", 0)),)
+        kept = row_shape if crops == "each" or len(row_shape) == 1 else row_shape[1:]
+        features = np.empty((int(offsets[-1]), *kept), dtype=np.float32)
         video_attrs = {}
         for i, video in enumerate(wanted):
             group = source[VIDEOS].get(video)
             if group is None:
                 raise GclvadError(f"{path}: the index names video {video} but /{VIDEOS}/{video} is missing")
             dataset = _features_of(group, path)
-            if dataset.shape != (segments[i], dim):
+            if dataset.shape != (segments[i], *row_shape):
                 raise GclvadError(
-                    f"{path}: /{VIDEOS}/{video}/{FEATURES} has shape {dataset.shape}, the index says {(segments[i], dim)}"
+                    f"{path}: /{VIDEOS}/{video}/{FEATURES} has shape {dataset.shape}, "
+                    f"the index and the first video say {(segments[i], *row_shape)}"
                 )
+            rows = np.s_[offsets[i] : offsets[i + 1]]
             if segments[i]:
-                # HDF5 converts float16 to float32 while reading into the destination rows.
-                rows = np.s_[offsets[i] : offsets[i + 1]]
-                dataset.read_direct(features, dest_sel=rows)
+                _read_rows(dataset, features, rows, crops)
                 reject_non_finite(features[rows], path, f"features of video {video}")
             video_attrs[video] = _attrs_of(group)
     return FeatureSet(
@@ -354,13 +389,37 @@ def load_feature_set(path: str | Path, videos: Iterable[str] | None = None) -> F
     )
 
 
+def _read_rows(dataset: h5py.Dataset, features: np.ndarray, rows: slice, crops: str) -> None:
+    """One video's rows into features[rows], its crops used as `crops` says."""
+    if dataset.ndim == 2 or crops == "each":
+        # HDF5 converts float16 to float32 while reading into the destination rows.
+        dataset.read_direct(features, dest_sel=rows)
+    elif crops == "mean":
+        features[rows] = dataset[()].astype(np.float32).mean(axis=1)
+    else:
+        index = 0 if crops == "first" else centre_crop(dataset.shape[1])
+        features[rows] = dataset[:, index, :].astype(np.float32)
+
+
+def centre_crop(crops: int) -> int:
+    """Index of the centre crop among `crops`: torchvision's FiveCrop/TenCrop order (four corners,
+    centre, then the flipped ones; the published RTFM features follow it) for 5 or more, the
+    middle one for fewer (gclvad's three crops: left, centre, right)."""
+    return 4 if crops >= 5 else crops // 2
+
+
+# What a run records of its features (root attributes where all videos agree): the weights
+# digest and preprocessing of extracted features (scoring new videos checks them), where
+# published features came from.
+PROVENANCE_KEYS = ("weights_sha256", "preprocessing", "feature_source", "train_list_sha256", "test_list_sha256")
+
+
 def read_provenance(path: str | Path) -> dict[str, str]:
-    """The weights digest and preprocessing a merged file's features were extracted with,
-    where all its videos agree (root attributes)."""
+    """The provenance attributes of a merged feature file (PROVENANCE_KEYS that it has)."""
     path = Path(path)
     with _open(path) as source:
         attrs = _attrs_of(source)
-    return {key: str(attrs[key]) for key in ("weights_sha256", "preprocessing") if key in attrs}
+    return {key: str(attrs[key]) for key in PROVENANCE_KEYS if key in attrs}
 
 
 def _read_index(source: h5py.File, path: Path) -> dict:

@@ -20,18 +20,27 @@ from gclvad.features import FeatureSet
 VideoScores = dict[str, np.ndarray]
 
 
-def score_feature_set(models, feature_set: FeatureSet, segment_length: int) -> dict[str, VideoScores]:
-    """Frame scores of every video of `feature_set`, one forward pass over all its segments."""
+def segment_scores(models, feature_set: FeatureSet) -> dict[str, np.ndarray]:
+    """Scores of every segment row of `feature_set` ("score", "d", "g"; (N,) each). With
+    several crops per segment (features (N, C, d), crops used "each"), every crop is scored
+    and a segment's score is the mean over its crops, as the RTFM family evaluates."""
     from gclvad.gcl.store import score  # torch: imported only where networks run
 
-    segment_scores = score(models, feature_set.features)
+    features = feature_set.features
+    scored = score(models, features.reshape(-1, features.shape[-1]))
+    return {name: values.reshape(len(features), feature_set.crops).mean(axis=1) for name, values in scored.items()}
+
+
+def score_feature_set(models, feature_set: FeatureSet, segment_length: int) -> dict[str, VideoScores]:
+    """Frame scores of every video of `feature_set`, one forward pass over all its segments."""
+    by_segment = segment_scores(models, feature_set)
     out = {}
     for i, video in enumerate(feature_set.videos):
         rows = slice(feature_set.offsets[i], feature_set.offsets[i + 1])
         frames = int(feature_set.frames[i])
         out[video] = {
             name: segment_to_frame_scores(values[rows], frames, segment_length)
-            for name, values in segment_scores.items()
+            for name, values in by_segment.items()
         }
     return out
 

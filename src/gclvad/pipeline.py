@@ -20,7 +20,7 @@ from gclvad.atomic import write_atomic, write_json_atomic
 from gclvad.cleaning import CleaningConfig, temporal_difference_mask
 from gclvad.datasets import load_dataset
 from gclvad.epoch_scores import EpochScoreRecorder, diagnostic_curve, progress_path
-from gclvad.evaluate import concatenated_frames, frame_auc
+from gclvad.evaluate import FALSE_ALARM_THRESHOLD, concatenated_frames, frame_auc, frame_metrics
 from gclvad.features import load_feature_set, merge_video_features, read_provenance
 from gclvad.frame_scores import read_scores, score_feature_set, write_scores
 from gclvad.gcl.config import STAGE_SECTIONS, Stage
@@ -30,8 +30,10 @@ from gclvad.segment_index import (
     index_summary,
     read_segment_index,
     split_videos,
+    usable_videos,
     write_segment_index,
 )
+from gclvad.weights import sha256_file
 
 # The networks (gcl.train, gcl.store, extractors: torch), the figures (plots: matplotlib)
 # and the demo generator are imported inside the stages that use them, so that the jobs
@@ -87,6 +89,23 @@ def merge_features(*, parts: Sequence[str | Path], out_path: str | Path) -> None
     merge_video_features({Path(p).stem: Path(p) for p in parts}, Path(out_path))
 
 
+def link_published_features(*, spec: Mapping, index_path: str | Path, extractor: str, out_path: str | Path) -> None:
+    """The merged feature file of a `features` dataset: its usable videos' .npy files, read in
+    place (gclvad.rtfm.link_features), with where they came from."""
+    from gclvad.rtfm import link_features
+
+    usable = set(usable_videos(read_segment_index(index_path)))
+    parts = {video.id: video.parts for video in load_dataset(dict(spec)) if video.id in usable}
+    provenance = {
+        "extractor": extractor,
+        "weights_sha256": "published",
+        "feature_source": str(Path(spec["feature_dir"]).absolute()),
+        **{f"{key}_sha256": sha256_file(spec[key]) for key in ("train_list", "test_list")},
+    }
+    link_features(parts, out_path, provenance, int(spec["segment_length"]))
+    log.info("%d videos of published features linked from %s", len(parts), spec["feature_dir"])
+
+
 # ---------------------------------------------------------------- cleaning and training
 
 
@@ -98,11 +117,13 @@ def clean_training_features(
     cleaning: Mapping,
     mask_path: str | Path,
     summary_path: str | Path,
+    crops: str = "mean",
 ) -> dict:
-    """Temporal-difference cleaning of the training segments (paper §3.3): mask + summary."""
-    data = _training_features(features_path, index_path, train_on)
-    settings = CleaningConfig(**cleaning)
-    mask, summary = temporal_difference_mask(data.features, data.video_of_row(), data.position_of_row(), settings)
+    """Temporal-difference cleaning of the training segments (paper §3.3): mask + summary.
+
+    With crops used "each", every crop of a video is its own track and is cleaned as one."""
+    features, track, position = _training_features(features_path, index_path, train_on, crops).tracks()
+    mask, summary = temporal_difference_mask(features, track, position, CleaningConfig(**cleaning))
 
     def write_mask(temporary: Path) -> None:
         with open(temporary, "wb") as out:  # np.savez* would append .npz to a path
@@ -131,6 +152,7 @@ def train_stage(
     epoch_scores_path: str | Path | None = None,
     log_path: str | Path | None = None,
     metadata: Mapping | None = None,
+    crops: str = "mean",
 ) -> None:
     """Run one training stage of a run and store its networks (with the log so far).
 
@@ -149,12 +171,14 @@ def train_stage(
 
     stage = Stage(stage)
     config, seed = stage_config(params, str(resolve_device(device)))
-    feature_set = _training_features(features_path, index_path, train_on)
+    feature_set = _training_features(features_path, index_path, train_on, crops)
+    features, track, position = feature_set.tracks()
+    labels = _video_labels(labels_spec, feature_set.videos) if config.reads_labels else None
     data = TrainingData(
-        features=feature_set.features,
-        video=feature_set.video_of_row(),
-        position=feature_set.position_of_row(),
-        video_label=_video_labels(labels_spec, feature_set.videos) if config.reads_labels else None,
+        features=features,
+        video=track,
+        position=position,
+        video_label=np.repeat(labels, feature_set.crops) if labels is not None else None,  # per track
     )
     if td_mask_path is not None:
         with np.load(td_mask_path) as saved:
@@ -167,7 +191,7 @@ def train_stage(
         _, scored = split_videos(read_segment_index(index_path), train_on)
         resuming = checkpoint_path is not None and Path(checkpoint_path).exists()
         progress = progress_path(checkpoint_path) if checkpoint_path is not None else Path(epoch_scores_path)
-        recorder = EpochScoreRecorder(load_feature_set(features_path, scored), progress, resuming)
+        recorder = EpochScoreRecorder(load_feature_set(features_path, scored, crops), progress, resuming)
     result = train(
         config,
         data,
@@ -205,10 +229,10 @@ def _read_json(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def _training_features(features_path, index_path, train_on):
-    """The FeatureSet of the dataset's training videos."""
+def _training_features(features_path, index_path, train_on, crops):
+    """The FeatureSet of the dataset's training videos, crops used as `crops` says."""
     train_ids, _ = split_videos(read_segment_index(index_path), train_on)
-    return load_feature_set(features_path, train_ids)
+    return load_feature_set(features_path, train_ids, crops)
 
 
 def _video_labels(spec: Mapping, videos: Sequence[str]) -> np.ndarray:
@@ -229,6 +253,7 @@ def score_run(
     segment_length: int,
     out_path: str | Path,
     device: str = "cpu",
+    crops: str = "mean",
 ) -> None:
     """Frame scores of every scored video (test split and unsplit footage) of a run."""
     from gclvad.device import resolve_device
@@ -236,7 +261,7 @@ def score_run(
 
     _, scored = split_videos(read_segment_index(index_path), train_on)
     models = load_models(Path(models_path), device=str(resolve_device(device)))
-    scores = score_feature_set(models, load_feature_set(features_path, scored), segment_length)
+    scores = score_feature_set(models, load_feature_set(features_path, scored, crops), segment_length)
     write_scores(out_path, scores)
     log.info("scored %d videos", len(scores))
 
@@ -267,7 +292,12 @@ def evaluate_run(
     evaluated = [v for v, t in truths.items() if t is not None]
     metadata = read_models_metadata(Path(models_path))
     result = {}
-    for name, key in (("score", "auc"), ("d", "auc_d"), ("g", "auc_g")):
+    if evaluated:
+        # the field's metrics of the run's score; a false-alarm rate only for D's probabilities
+        scored_by = metadata.get("settings", {}).get("scoring", {}).get("model", "d" if "d" in scores[evaluated[0]] else "g")
+        threshold = FALSE_ALARM_THRESHOLD if scored_by == "d" else None
+        result.update(frame_metrics({v: scores[v]["score"] for v in evaluated}, truths, threshold))
+    for name, key in (("d", "auc_d"), ("g", "auc_g")):
         if evaluated and name in scores[evaluated[0]]:
             result[key] = frame_auc({v: scores[v][name] for v in evaluated}, truths)
     result.update(
@@ -297,14 +327,23 @@ def dataset_summary(*, run_auc_path: str | Path, out_path: str | Path) -> dict:
     return result
 
 
+# Columns of the aggregate tables: the run, the headline AUC and the field's other metrics.
+TABLE_COLUMNS = (
+    "variant", "seed", "auc", "auc_d", "auc_g",
+    "average_precision", "auc_anomalous_videos", "macro_auc", "false_alarm_rate",
+)  # fmt: skip
+
+
 def aggregate_table(*, auc_paths: Sequence[str | Path], out_path: str | Path) -> None:
     """One row per run (variant, seed, AUCs), then mean ± std per variant over seeds."""
     rows = []
     for path in auc_paths:
         result = _read_json(path)
-        rows.append({key: result.get(key) for key in ("variant", "seed", "auc", "auc_d", "auc_g")})
+        rows.append({key: result.get(key) for key in TABLE_COLUMNS})
     table = pd.DataFrame(rows)
     summary = table.groupby("variant", sort=False)["auc"].agg(["mean", "std", "count"]).reset_index()
+    others = [key for key in TABLE_COLUMNS[3:] if table[key].notna().any()]
+    summary = summary.join(table.groupby("variant", sort=False)[others].mean(), on="variant")
     summary.insert(1, "seed", "all")
     summary = summary.rename(columns={"mean": "auc", "std": "auc_std", "count": "runs"})
     combined = pd.concat([table, summary[summary["runs"] > 1]], ignore_index=True)

@@ -1,22 +1,86 @@
-"""Features published by others in the RTFM layout: list files and one .npy array per video.
+"""Published features (RTFM layout) in the workflow's feature store, without a copy, or as files.
 
-The field's I3D features of UCF-Crime, ShanghaiTech and XD-Violence (Tian et al., RTFM) come
-as one `<video>_i3d.npy` per video, shape (T, crops, d) or (T, d), listed in list files with
-the paths their authors had (often Windows paths, CRLF). `import_rtfm` turns them into the
-feature store's per-video files.
+`link_features` writes the merged feature file of a `features` dataset
+(gclvad.datasets.published) without copying a single feature: every video's dataset is an
+HDF5 dataset stored externally, in the .npy file itself (past its header), or, for features
+published one file per crop, a virtual (T, C, d) dataset over one such dataset per crop. The
+whole feature store then reads them in place. `import_rtfm` (`gclvad import-rtfm`) instead
+writes per-video files of the feature store, crops reduced.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Sequence
 
+import h5py
 import numpy as np
 
+from gclvad.atomic import atomic_path
+from gclvad.datasets.published import find_files, located, read_list, videos_of
 from gclvad.errors import GclvadError
-from gclvad.features import reject_non_finite, write_video_features
+from gclvad.features import (
+    CROP_USES,
+    FEATURES,
+    VIDEOS,
+    centre_crop,
+    reject_non_finite,
+    set_attrs,
+    write_index,
+    write_video_features,
+)
+from gclvad.npy_features import NpyInfo, npy_info, video_shape
 
-CROP_REDUCTIONS = ("mean", "first", "center")
-TEN_CROPS = 10
+
+def link_features(videos: Mapping[str, Sequence[Path]], out_path: str | Path, attrs: Mapping, segment_length: int) -> None:
+    """A merged feature file whose per-video datasets are the .npy files themselves.
+
+    videos: video id -> its files (one, or one per crop, in crop order). attrs: root
+    attributes (what the features are and where they came from).
+    """
+    ids = sorted(videos)
+    if not ids:
+        raise GclvadError(f"{out_path}: no videos to link")
+    segments = np.zeros(len(ids), dtype=np.int64)
+    every_attrs = []
+    first: tuple[str, tuple[int, ...]] | None = None
+    with atomic_path(out_path) as temporary, h5py.File(temporary, "w") as out:
+        group = out.create_group(VIDEOS)
+        for i, video in enumerate(ids):
+            shape = video_shape(videos[video])
+            first = first or (video, shape)
+            if shape[1:] != first[1][1:]:
+                raise GclvadError(
+                    f"features of one dataset must agree in crops and dimension: {first[0]} has rows of shape "
+                    f"{first[1][1:]}, {video} ({videos[video][0]}) of shape {shape[1:]}"
+                )
+            _link_video(group.create_group(video), [npy_info(Path(p).absolute()) for p in videos[video]], shape)
+            segments[i] = shape[0]
+            video_attrs = {"frames": shape[0] * segment_length, "padded_tail": 0}
+            set_attrs(group[video], {**video_attrs, "source": ",".join(str(p) for p in videos[video])}, out_path)
+            every_attrs.append(video_attrs)
+        write_index(out, ids, segments, every_attrs)
+        set_attrs(out, {**attrs, "segment_length": int(segment_length), "dim": int(shape[-1])}, out_path)
+
+
+def _link_video(group: h5py.Group, infos: list[NpyInfo], shape: tuple[int, ...]) -> None:
+    """The video's `features` dataset, stored externally in its .npy file(s)."""
+    if len(infos) == 1:
+        info = infos[0]
+        size = int(np.prod(info.shape)) * info.dtype.itemsize
+        group.create_dataset(FEATURES, shape=info.shape, dtype=info.dtype, external=[(str(info.path), info.offset, size)])
+        return
+    # One (T, d) file per crop: a virtual (T, C, d) dataset over external per-crop datasets.
+    layout = h5py.VirtualLayout(shape=shape, dtype=infos[0].dtype)
+    crops = group.create_group("crops")
+    for k, info in enumerate(infos):
+        size = int(np.prod(info.shape)) * info.dtype.itemsize
+        part = crops.create_dataset(str(k), shape=info.shape, dtype=info.dtype, external=[(str(info.path), info.offset, size)])
+        layout[:, k, :] = h5py.VirtualSource(part)
+    group.create_virtual_dataset(FEATURES, layout)
+
+
+# ---------------------------------------------------------------- gclvad import-rtfm
 
 
 def import_rtfm(
@@ -25,26 +89,22 @@ def import_rtfm(
     out_dir: str | Path,
     extractor: str,
     crop_reduce: str = "mean",
-    suffix: str = "_i3d.npy",
     segment_length: int = 16,
     dtype: str = "float32",
 ) -> dict[str, Path]:
-    """Per-video feature files from features published in the RTFM layout.
+    """Per-video files of the feature store from features published in the RTFM layout.
 
-    `list_file` names one .npy file a line (paths as their authors had them, often Windows
-    paths with CRLF); only the file name is kept and looked up in `feature_dir`. Each array
-    is (T, 10, d), ten crops reduced by `crop_reduce` ("mean" over crops; "first" or
-    "center": crop index 0), or (T, d). Returns video id (file name minus `suffix`) -> path.
+    Crops are reduced by `crop_reduce` ("mean", "first" or "center", as `load_feature_set`
+    uses them; "each" is for training, not for files). Returns video id -> path written.
     """
-    list_file, feature_dir, out_dir = Path(list_file), Path(feature_dir), Path(out_dir)
-    if crop_reduce not in CROP_REDUCTIONS:
-        raise GclvadError(f"crop_reduce must be one of {CROP_REDUCTIONS}, got {crop_reduce!r}")
-    names = _rtfm_names(list_file, suffix)
+    if crop_reduce not in CROP_USES or crop_reduce == "each":
+        raise GclvadError(f"crop_reduce must be one of mean, first, center; got {crop_reduce!r}")
+    list_file, out_dir = Path(list_file), Path(out_dir)
+    files = find_files(Path(feature_dir))
     written = {}
-    for video_id, name in names.items():
-        source = feature_dir / name
-        features = _rtfm_features(source, crop_reduce)
-        target = out_dir / f"{video_id}.h5"
+    for video, parts in videos_of(read_list(list_file), list_file).items():
+        paths = [located(files, part, list_file, Path(feature_dir)) for part in parts]
+        features = _reduced(paths, crop_reduce)
         attrs = {
             "extractor": extractor,
             "weights_sha256": "imported",
@@ -54,50 +114,23 @@ def import_rtfm(
             "padded_tail": 0,
             "preprocessing": "imported from RTFM layout",
             "crop_reduce": crop_reduce,
-            "source": str(source),
+            "source": ",".join(str(p) for p in paths),
         }
-        write_video_features(target, features, attrs, dtype=dtype)
-        written[video_id] = target
+        written[video] = out_dir / f"{video}.h5"
+        write_video_features(written[video], features, attrs, dtype=dtype)
     return written
 
 
-def _rtfm_names(list_file: Path, suffix: str) -> dict[str, str]:
-    """video id -> .npy file name for every line of an RTFM list file."""
-    if not list_file.is_file():
-        raise GclvadError(f"{list_file}: feature list not found")
-    names: dict[str, str] = {}
-    with open(list_file, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            entry = line.strip()
-            if not entry:
-                continue
-            name = entry.replace("\\", "/").rsplit("/", 1)[-1]
-            if not name.endswith(suffix) or name == suffix:
-                raise GclvadError(f"{list_file}: line {number}: {name!r} does not end with the suffix {suffix!r}")
-            video_id = name[: -len(suffix)]
-            if video_id in names:
-                raise GclvadError(f"{list_file}: line {number}: video {video_id} is listed twice")
-            names[video_id] = name
-    if not names:
-        raise GclvadError(f"{list_file}: lists no feature files")
-    return names
-
-
-def _rtfm_features(source: Path, crop_reduce: str) -> np.ndarray:
-    if not source.is_file():
-        raise GclvadError(f"{source}: feature file named in the list not found")
-    try:
-        array = np.load(source, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise GclvadError(f"{source}: cannot be read as a .npy array ({error})") from error
-    if array.dtype.kind not in "biuf":
-        raise GclvadError(f"{source}: expected numeric features, found dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[1] == TEN_CROPS and array.shape[0] > 0:
-        array = array.astype(np.float32)
-        features = array.mean(axis=1) if crop_reduce == "mean" else array[:, 0]
-    elif array.ndim == 2 and array.shape[0] > 0:
-        features = array.astype(np.float32)
+def _reduced(paths: list[Path], crop_reduce: str) -> np.ndarray:
+    """(T, d) float32 features of one video, its crops reduced."""
+    shape = video_shape(paths)
+    if len(paths) == 1:
+        array = np.load(paths[0], allow_pickle=False).astype(np.float32)
     else:
-        raise GclvadError(f"{source}: expected features of shape (T, {TEN_CROPS}, d) or (T, d), found {array.shape}")
-    reject_non_finite(features, source, "features")
-    return features
+        array = np.stack([np.load(p, allow_pickle=False).astype(np.float32) for p in paths], axis=1)
+    reject_non_finite(array.reshape(shape[0], -1), paths[0], "features")
+    if array.ndim == 2:
+        return array
+    if crop_reduce == "mean":
+        return array.mean(axis=1)
+    return array[:, 0 if crop_reduce == "first" else centre_crop(array.shape[1])]

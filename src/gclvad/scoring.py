@@ -78,6 +78,12 @@ def read_run(run: str | Path) -> RunRecord:
     if not models_path.is_file():
         raise GclvadError(f"{run}: not a trained run (expected {models_path} written by the workflow's last training stage, rule gcl_loop or autoencoder)")
     metadata = read_models_metadata(models_path)
+    if metadata.get("weights_sha256") == "published":
+        raise GclvadError(
+            f"{models_path}: the run was trained on published features ({metadata.get('feature_source', '?')}); "
+            "scoring new videos extracts their features, which needs a run trained on features gclvad "
+            "extracted itself (a dataset of videos)"
+        )
     missing = [key for key in ("extractor", "segment_length", "weights_sha256") if key not in metadata]
     if missing:
         raise GclvadError(

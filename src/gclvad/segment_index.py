@@ -26,6 +26,7 @@ from tqdm import tqdm
 from gclvad.atomic import write_atomic
 from gclvad.datasets.base import Video, is_scored, is_trained
 from gclvad.errors import BadDatasetError, BadVideoError, GclvadError
+from gclvad.npy_features import check_finite, video_shape
 from gclvad.video import OK, TRUNCATED, VideoInfo, padded_tail, probe_video, segment_count
 
 BAD = "bad"
@@ -68,7 +69,7 @@ def index_row(video: Video, segment_length: int) -> dict:
     if video.problem:
         return _bad_row(video, video.problem)
     try:
-        info = probe_video(video.source)
+        info = probe_features(video, segment_length) if video.kind == "features" else probe_video(video.source)
     except BadVideoError as error:
         return _bad_row(video, error.problem)
     if info.frames < segment_length:
@@ -85,6 +86,18 @@ def index_row(video: Video, segment_length: int) -> dict:
     if info.status == TRUNCATED:
         row.update(status=TRUNCATED, reason=_one_line(info.reason))
     return row
+
+
+def probe_features(video: Video, segment_length: int) -> VideoInfo:
+    """What the published features of a video amount to: segment_length frames per row, after
+    checking that they can be read in place and hold no NaN or infinity."""
+    try:
+        rows = video_shape(video.parts)[0]
+        for part in video.parts:
+            check_finite(part)
+    except GclvadError as error:
+        raise BadVideoError(video.source, str(error)) from None
+    return VideoInfo(frames=rows * segment_length, fps=0.0, width=0, height=0)
 
 
 def duplicated_ids(videos: list[Video]) -> list[str]:

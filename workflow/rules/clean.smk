@@ -19,5 +19,6 @@ rule clean_features:
     params:
         cleaning=get_cleaning_params,
         train_on=get_train_on,
+        crops=get_crops,
     script:
         "../scripts/clean_features.py"

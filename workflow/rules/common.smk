@@ -57,14 +57,27 @@ def filled(pattern, **values):
 # ---------------------------------------------------------------- config checks
 
 
+# Datasets of published features (format `features`) have no videos and no extractor: their
+# merged feature file links the .npy files (rule link_features) instead of merging extractions.
+PUBLISHED = [name for name, entry in config["datasets"].items() if entry["format"] == "features"]
+PUBLISHED_DATASET = "|".join(PUBLISHED) or "(?!)"  # (?!) matches nothing
+VIDEO_DATASET = rf"(?!(?:{PUBLISHED_DATASET})$)[A-Za-z0-9_\-]+"
+
+
+def dataset_extractor(name):
+    """The extractor a dataset's runs use by default (a name for published features)."""
+    return config["datasets"][name].get("extractor", "published")
+
+
 def check_config_references():
     """Names a dataset gives (its extractor, its training preset) must be config entries:
     checked here, so that every target stops before any job runs, naming the key."""
     for name, entry in config["datasets"].items():
         references = {
-            "extractor": (entry["extractor"], config["extractors"]),
             "training": (entry.get("training", "small"), config["training"]["presets"]),
         }
+        if name not in PUBLISHED:
+            references["extractor"] = (entry["extractor"], config["extractors"])
         for key, (value, known) in references.items():
             if value not in known:
                 raise WorkflowError(
@@ -84,6 +97,8 @@ def check_extractor_names():
 def check_segment_length():
     """segment_length must suit the extractor of every dataset (I3D needs 9 frames or more)."""
     for name, entry in config["datasets"].items():
+        if name in PUBLISHED:
+            continue  # features extracted by others: their rows are what they are
         problem = segment_length_problem(entry["extractor"], config["segment_length"])
         if problem:
             raise WorkflowError(
@@ -115,9 +130,10 @@ DATASET_HELP = {
     "ucf_crime": "README.md, section 'UCF-Crime'",
     "shanghaitech": "README.md, section 'ShanghaiTech'",
     "generic": "README.md, section 'Your own videos'",
+    "features": "README.md, section 'Features published by others'",
 }
 # Keys of a dataset entry that say how the workflow uses it, not what its files hold.
-WORKFLOW_KEYS = ("extractor", "training", "train_on", "generate")
+WORKFLOW_KEYS = ("extractor", "training", "train_on", "generate", "crops")
 
 
 # ---------------------------------------------------------------- datasets
@@ -147,6 +163,8 @@ def get_reader_spec(wildcards):
     spec = {k: v for k, v in entry.items() if k not in WORKFLOW_KEYS}
     if "generate" in entry:
         spec.update(generated_manifest(wildcards.dataset))
+    if wildcards.dataset in PUBLISHED:
+        spec["segment_length"] = config["segment_length"]  # frames per published feature row
     return spec
 
 
@@ -156,6 +174,7 @@ def get_dataset_files(wildcards):
     if "generate" in entry:
         return generated_manifest(wildcards.dataset)
     keys = ["manifest", "annotations", "train_list", "test_list", "root", "frame_masks"]
+    keys += ["feature_dir", "labels"]
     paths = {k: entry[k] for k in keys if k in entry}
     missing = [f"  {k}: {p}" for k, p in paths.items() if not Path(p).exists()]
     if missing:
@@ -167,12 +186,23 @@ def get_dataset_files(wildcards):
     return {k: p for k, p in paths.items() if Path(p).is_file()}
 
 
+def get_feature_lists(wildcards):
+    """The list files of a features dataset (their sha256 is recorded with the features)."""
+    entry = dataset_config(wildcards.dataset)
+    return [entry["train_list"], entry["test_list"]]
+
+
 def get_generate_params(wildcards):
     return dataset_config(wildcards.dataset)["generate"]
 
 
 def get_train_on(wildcards):
     return dataset_config(wildcards.dataset).get("train_on", ["train"])
+
+
+def get_crops(wildcards):
+    """How the dataset's segments with several crops are used (gclvad.features.CROP_USES)."""
+    return dataset_config(wildcards.dataset).get("crops", "mean")
 
 
 def segment_index(dataset):
@@ -308,9 +338,11 @@ def get_run_metadata(wildcards):
     """What a run's models file records about where it came from (for reports and scoring):
     only settings the run reads, so that editing others (e.g. `cleaning` for AE_AllData)
     does not re-run it."""
+    published = wildcards.dataset in PUBLISHED
     run = {
         "dataset": wildcards.dataset,
-        "extractor": get_extractor_params(wildcards),
+        "extractor": {"name": wildcards.extractor} if published else get_extractor_params(wildcards),
+        "crops": get_crops(wildcards),
         "segment_length": config["segment_length"],
         "variant": wildcards.variant,
         "seed": int(wildcards.seed),
@@ -327,7 +359,7 @@ def default_run(dataset, **fields):
     """Wildcard values of the dataset's default run (its extractor, default variant, seed)."""
     values = {
         "dataset": dataset,
-        "extractor": dataset_config(dataset)["extractor"],
+        "extractor": dataset_extractor(dataset),
         "variant": config["default_variant"],
         "seed": config["seed"],
     }

@@ -17,6 +17,7 @@ rule score_run:
         "../../envs/gclvad.yaml"
     params:
         train_on=get_train_on,
+        crops=get_crops,
         segment_length=config["segment_length"],
         device=config["device"],
     script:

@@ -29,6 +29,8 @@ rule merge_features:
         get_video_features,
     output:
         f"{FEATURES}.h5",
+    wildcard_constraints:
+        dataset=VIDEO_DATASET,
     log:
         "logs/{dataset}/merge_features/{extractor}.log",
     benchmark:

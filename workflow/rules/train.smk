@@ -23,6 +23,7 @@ rule pretrain_g:
         gcl=get_stage_params(Stage.PRETRAIN_G),
         labels=get_labels_spec(Stage.PRETRAIN_G),
         train_on=get_train_on,
+        crops=get_crops,
         device=config["device"],
         checkpoint=f"{RUN}/pretrain_g.ckpt",
     script:
@@ -47,6 +48,7 @@ rule pretrain_d:
         gcl=get_stage_params(Stage.PRETRAIN_D),
         labels=get_labels_spec(Stage.PRETRAIN_D),
         train_on=get_train_on,
+        crops=get_crops,
         device=config["device"],
         checkpoint=f"{RUN}/pretrain_d.ckpt",
     script:
@@ -73,6 +75,7 @@ rule gcl_loop:
         gcl=get_stage_params(Stage.GCL_LOOP),
         labels=get_labels_spec(Stage.GCL_LOOP),
         train_on=get_train_on,
+        crops=get_crops,
         device=config["device"],
         run=get_run_metadata,
         checkpoint=f"{RUN}/gcl_loop.ckpt",
@@ -100,6 +103,7 @@ rule autoencoder:
         gcl=get_stage_params(Stage.AUTOENCODER),
         labels=get_labels_spec(Stage.AUTOENCODER),
         train_on=get_train_on,
+        crops=get_crops,
         device=config["device"],
         run=get_run_metadata,
         checkpoint=f"{RUN}/autoencoder.ckpt",

@@ -9,4 +9,5 @@ with job_log(snakemake.log[0]):
         cleaning=snakemake.params.cleaning,
         mask_path=snakemake.output.mask,
         summary_path=snakemake.output.summary,
+        crops=snakemake.params.crops,
     )

@@ -10,4 +10,5 @@ with job_log(snakemake.log[0]):
         segment_length=snakemake.params.segment_length,
         out_path=snakemake.output[0],
         device=snakemake.params.device,
+        crops=snakemake.params.crops,
     )

@@ -19,4 +19,5 @@ with job_log(snakemake.log[0]):
         epoch_scores_path=snakemake.output.get("epoch_scores"),
         log_path=snakemake.output.get("log"),
         metadata=snakemake.params.get("run"),
+        crops=snakemake.params.crops,
     )

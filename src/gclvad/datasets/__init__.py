@@ -4,6 +4,7 @@
     generic       a CSV manifest of the user's own videos (gclvad.datasets.generic)
     ucf_crime     UCF-Crime with its official lists and annotations (gclvad.datasets.ucf_crime)
     shanghaitech  ShanghaiTech in Zhong et al.'s split (gclvad.datasets.shanghaitech)
+    features      published per-video features in the RTFM layout (gclvad.datasets.published)
 Relative paths in a spec are taken relative to the current directory; paths inside a
 manifest relative to the manifest's folder.
 """
@@ -14,6 +15,7 @@ from typing import Callable
 
 from gclvad.datasets.base import FrameMask, Intervals, Video, scored_videos, training_videos
 from gclvad.datasets.generic import read_generic
+from gclvad.datasets.published import read_published
 from gclvad.datasets.shanghaitech import read_shanghaitech
 from gclvad.datasets.ucf_crime import read_ucf_crime
 from gclvad.errors import GclvadError
@@ -22,6 +24,7 @@ READERS: dict[str, Callable[[dict], list[Video]]] = {
     "generic": read_generic,
     "ucf_crime": read_ucf_crime,
     "shanghaitech": read_shanghaitech,
+    "features": read_published,
 }
 
 __all__ = [

@@ -51,17 +51,26 @@ class Intervals:
 
 @dataclass(frozen=True)
 class FrameMask:
-    """Anomalous frames given as a stored 0/1 array, one entry per frame (ShanghaiTech)."""
+    """Anomalous frames given as a stored 0/1 array, one entry per frame (ShanghaiTech).
+
+    pad_to: for features that cover whole segments of this many frames (published
+    features), a mask of a video's original frames is padded with its last value up to the
+    next multiple; 0: the mask must have exactly one entry per frame."""
 
     path: Path
+    pad_to: int = 0
 
     def mask(self, n_frames: int) -> np.ndarray:
-        values = np.load(self.path, allow_pickle=False).reshape(-1)
-        if len(values) != n_frames:
+        values = np.load(self.path, allow_pickle=False).reshape(-1).astype(bool)
+        short = n_frames - len(values)
+        if 0 < short < self.pad_to:
+            return np.concatenate([values, np.full(short, values[-1])])
+        if short != 0:
+            padding = f" (padded up to {self.pad_to - 1} frames)" if self.pad_to else ""
             raise BadDatasetError(
-                self.path, f"frame mask has {len(values)} entries but the video has {n_frames} frames"
+                self.path, f"frame mask has {len(values)} entries but the video has {n_frames} frames{padding}"
             )
-        return values.astype(bool)
+        return values
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class Video:
     problem: why the reader found the video unusable ("" when it did not), e.g. a listed
         file that does not exist; the segment index reports it as a bad video, like one
         that does not decode, so that one run lists every problem.
+    kind, parts: a video of published features (the `features` format) has no frames to
+        decode: its source is its (first) .npy file, parts all its files.
     """
 
     id: str
@@ -88,6 +99,8 @@ class Video:
     annotation: Intervals | FrameMask | None = None
     listed_at: str = ""
     problem: str = ""
+    kind: str = "video"  # "video": source decodes to frames; "features": published features (.npy)
+    parts: tuple[Path, ...] = ()  # "features": every file of the video (one, or one per crop)
 
     def truth(self, n_frames: int) -> np.ndarray | None:
         """Per-frame ground truth, or None where the dataset has none for this video."""

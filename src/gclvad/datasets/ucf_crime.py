@@ -59,7 +59,7 @@ def read_ucf_crime(spec: dict) -> list[Video]:
 
     videos = [_video(entry, train_list, TRAIN, files, root) for entry in train_entries]
     for entry in test_entries:
-        annotation = _test_annotation(entry[0], annotations, annotation_file)
+        annotation = test_annotation(entry[0], annotations, annotation_file)
         videos.append(_video(entry, test_list, TEST, files, root, annotation))
     return videos
 
@@ -140,7 +140,7 @@ def _interval(first: int, last: int, line: int, path: Path) -> tuple[int, int] |
     return (first - 1, last)
 
 
-def _test_annotation(video_id: str, annotations: dict[str, tuple[str, Intervals]], path: Path) -> Intervals | None:
+def test_annotation(video_id: str, annotations: dict[str, tuple[str, Intervals]], path: Path) -> Intervals | None:
     if video_id not in annotations:
         if label_of(video_id) == 0:
             return None  # normal test video: Video.truth gives all zeros from its label
