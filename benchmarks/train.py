@@ -21,8 +21,11 @@ import time
 import numpy as np
 import torch
 
-from gclvad.cleaning import temporal_difference_mask
-from gclvad.gcl import TrainingData, get_variant, score, train
+from gclvad.cleaning import CleaningConfig, temporal_difference_mask
+from gclvad.gcl.data import TrainingData
+from gclvad.gcl.store import score
+from gclvad.gcl.train import train
+from gclvad.gcl.variants import get_variant
 from machine import describe  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 DIM = 2048
@@ -43,7 +46,7 @@ def random_training_data(rows: int, videos: int, seed: int = 0) -> TrainingData:
 
 def throughput(variant: str, data: TrainingData, precision: str, epochs: int) -> tuple[float, int]:
     """Steady-state samples/s of a variant's training (epochs after the first), and steps timed."""
-    config = get_variant(variant, preset="paper", epochs=epochs, precision=precision)
+    config = get_variant(variant, preset="paper", precision=precision, **{"loop.epochs": epochs, "pretrain_g.epochs": epochs})
     result = train(config, data, seed=0)
     timed = result.log[1:]
     samples = sum(row["rows"] for row in timed)
@@ -60,13 +63,13 @@ def memory_check(rows: int) -> None:
     print(f"memory: built {rows} x {DIM} float32 ({data.features.nbytes / 1e9:.1f} GB) in "
           f"{time.perf_counter() - started:.0f}s; peak RSS {peak_rss_gib():.2f} GiB", flush=True)
     started = time.perf_counter()
-    _, summary = temporal_difference_mask(data.features, data.video, data.position, mode="percentile")
+    _, summary = temporal_difference_mask(data.features, data.video, data.position, CleaningConfig(mode="percentile", threshold=70))
     print(f"memory: TD cleaning in {time.perf_counter() - started:.0f}s, kept {summary['kept_fraction']:.0%}; "
           f"peak RSS {peak_rss_gib():.2f} GiB", flush=True)
     started = time.perf_counter()
-    config = get_variant("GCL_B", preset="paper", epochs=1, precision="bf16")
+    config = get_variant("GCL_B", preset="paper", precision="bf16", **{"loop.epochs": 1})
     result = train(config, data, seed=0)
-    print(f"memory: one cooperative epoch ({result.steps['cooperative']} steps of {BATCH}) in "
+    print(f"memory: one cooperative epoch ({result.steps['gcl_loop']} steps of {BATCH}) in "
           f"{time.perf_counter() - started:.0f}s; peak RSS {peak_rss_gib():.2f} GiB", flush=True)
     started = time.perf_counter()
     scores = score(result.models, data.features)
