@@ -133,7 +133,7 @@ DATASET_HELP = {
     "features": "README.md, section 'Features published by others'",
 }
 # Keys of a dataset entry that say how the workflow uses it, not what its files hold.
-WORKFLOW_KEYS = ("extractor", "training", "train_on", "generate", "crops")
+WORKFLOW_KEYS = ("extractor", "training", "train_on", "generate", "crops", "variant")
 
 
 # ---------------------------------------------------------------- datasets
@@ -360,7 +360,7 @@ def default_run(dataset, **fields):
     values = {
         "dataset": dataset,
         "extractor": dataset_extractor(dataset),
-        "variant": config["default_variant"],
+        "variant": config["datasets"][dataset].get("variant", config["default_variant"]),
         "seed": config["seed"],
     }
     return values | fields
