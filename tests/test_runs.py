@@ -7,20 +7,47 @@ import yaml
 
 from gclvad.cleaning import CleaningConfig
 from gclvad.errors import GclvadError
+from gclvad.postprocess import PostprocessConfig
 from gclvad.gcl.config import SECTIONS, STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, get_preset
-from gclvad.runs import parse_variant, run_settings, stage_config, stage_params, variant_pattern
+from gclvad.runs import (
+    ENSEMBLE_PATTERN,
+    Variant,
+    ensemble_members,
+    models_variant,
+    parse_variant,
+    run_settings,
+    stage_config,
+    stage_params,
+    variant_pattern,
+)
 from workflow import REPO
 
 
 def test_variant_overrides_are_parsed_with_their_types():
-    assert parse_variant("GCL_PT") == ("GCL_PT", {}, {})
-    assert parse_variant("GCL_WS~supervision=33") == ("GCL_WS", {"supervision.fraction": 0.33}, {})
-    name, gcl, cleaning = parse_variant(
+    assert parse_variant("GCL_PT") == Variant("GCL_PT", {}, {}, {}, 1)
+    assert parse_variant("GCL_WS~supervision=33").gcl == {"supervision.fraction": 0.33}
+    parsed = parse_variant(
         "GCL_PT~nl_target=gaussian~gaussian_sigma=6~loop.epochs=4~d_labels_after_d_step=false~cleaning.threshold=0.5"
+        "~postprocess.smoothing_sigma=16~ensemble=5"
     )
-    assert name == "GCL_PT"
-    assert gcl == {"nl_target": "gaussian", "gaussian_sigma": 6.0, "loop.epochs": 4, "d_labels_after_d_step": False}
-    assert cleaning == {"threshold": 0.5}
+    assert parsed.name == "GCL_PT"
+    assert parsed.gcl == {"nl_target": "gaussian", "gaussian_sigma": 6.0, "loop.epochs": 4, "d_labels_after_d_step": False}
+    assert parsed.cleaning == {"threshold": 0.5} and parsed.postprocess == {"smoothing_sigma": 16.0}
+    assert parsed.ensemble == 5
+
+
+def test_ensembles_and_post_processing_reuse_what_is_trained():
+    # post-processing changes nothing trained: the networks of the variant without it score
+    assert models_variant("GCL_PT~postprocess.smoothing_sigma=16~nl_target=gaussian") == "GCL_PT~nl_target=gaussian"
+    # an ensemble's members: the variant without ensemble and post-processing, seeds never shared
+    assert ensemble_members("GCL_PT~ensemble=3~postprocess.crop_reduce=max", 1) == [("GCL_PT", s) for s in (3, 4, 5)]
+    settings = run_settings({"base": "small", "postprocess": {"smoothing_sigma": 8}}, "GCL_PT~ensemble=3")
+    assert settings.ensemble == 3 and settings.postprocess.smoothing_sigma == 8
+    # neither is a setting training reads
+    assert settings.to_dict() == run_settings({"base": "small"}, "GCL_PT").to_dict()
+    for bad in ("GCL_PT~ensemble=1", "GCL_PT~ensemble=2.5"):
+        with pytest.raises(BadConfigError, match="ensemble must be a whole number of seeds >= 2"):
+            parse_variant(bad)
 
 
 @pytest.mark.parametrize(
@@ -107,12 +134,17 @@ def test_variant_patterns_send_each_variant_to_its_rules():
         assert re.fullmatch(autoencoder, name) and not re.fullmatch(gcl, name)
     for name in ("GCL_PT", "GCL_WS~supervision=33", "GCL_PT~cleaning.threshold=0.5"):
         assert re.fullmatch(gcl, name) and not re.fullmatch(autoencoder, name)
+    # ensembles and post-processing are not trained by these rules
+    for name in ("GCL_PT~ensemble=5", "GCL_PT~postprocess.smoothing_sigma=16"):
+        assert not re.fullmatch(gcl, name)
+    assert re.fullmatch(ENSEMBLE_PATTERN, "GCL_PT~nl_target=gaussian~ensemble=5")
 
 
 def test_workflow_schema_knows_every_training_setting():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     preset = schema["$defs"]["preset"]["properties"]
-    assert set(preset) == {"base", "cleaning", *SECTIONS}
+    assert set(preset) == {"base", "cleaning", "postprocess", *SECTIONS}
+    assert set(preset["postprocess"]["properties"]) == {f.name for f in dataclasses.fields(PostprocessConfig)}
     for name, section in SECTIONS.items():
         fields = {f.name for f in dataclasses.fields(section)} - {"device"}  # device: top-level `device`
         assert set(preset[name]["properties"]) == fields, name

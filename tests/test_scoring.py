@@ -88,10 +88,10 @@ def test_scores_equal_the_runs_own_and_spread_over_frames(workdir, demo_video, t
     np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)
     table = pd.read_csv(out / f"{name}.csv")
     reference = read_scores(workdir / RUN / "scores.h5")[name]
-    assert list(table.columns) == ["frame", "time_s", "score", "d", "g"]
+    assert list(table.columns) == ["frame", "time_s", "score", "score_raw", "d", "g"]
     assert table["frame"].tolist() == list(range(48)) == list(range(len(reference["score"])))
     np.testing.assert_allclose(table["time_s"], np.arange(48) / 25.0, atol=1e-3)
-    for column in ("score", "d", "g"):
+    for column in ("score", "score_raw", "d", "g"):
         np.testing.assert_allclose(table[column], reference[column], rtol=1e-5, atol=1e-6)
 
     # A new video: one row per decoded frame, one score per segment (the padded last segment's
@@ -107,7 +107,7 @@ def test_scores_equal_the_runs_own_and_spread_over_frames(workdir, demo_video, t
 
     # A frame folder has no frame rate: no time column.
     table = pd.read_csv(out / "still.csv")
-    assert list(table.columns) == ["frame", "score", "d", "g"] and len(table) == FOLDER_FRAMES
+    assert list(table.columns) == ["frame", "score", "score_raw", "d", "g"] and len(table) == FOLDER_FRAMES
     assert [len(values) for values in segment_values(table["g"])] == [1, 1]
 
     # Scoring again reuses the cached features (the file is not rewritten), same scores.

@@ -7,6 +7,7 @@ run then lists the jobs Snakemake would re-run, which must be exactly those expe
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -150,6 +151,32 @@ def test_a_variant_that_changes_cleaning_gets_its_own_mask(finished, tmp_path):
     assert "cleaning/l2-absolute-0.5/td_mask.npz" in output
     # the default run's mask and stages are untouched
     assert planned_jobs(dry_run(workdir)) == set()
+
+
+def test_post_processing_variants_score_with_the_trained_networks(finished, tmp_path):
+    workdir = copy_workdir(finished, tmp_path / "workdir")
+    variant = "GCL_PT~postprocess.smoothing_sigma=16"
+    target = f"results/demo/r3d_18/{variant}/seed0/auc.json"
+    assert planned_jobs(dry_run(workdir, target)) == run_jobs(variant, "score_run", "evaluate_run")
+    snakemake(workdir, target)
+    result = json.loads((workdir / target).read_text())
+    plain = json.loads((workdir / "results/demo/r3d_18/GCL_PT/seed0/auc.json").read_text())
+    assert result["auc_raw"] == plain["auc"] == plain["auc_raw"]  # the same networks, before smoothing
+    assert result["postprocess"]["smoothing_sigma"] == 16 and plain["postprocess"]["smoothing_sigma"] == 0
+
+
+def test_a_seed_ensemble_combines_its_member_runs(finished, tmp_path):
+    workdir = copy_workdir(finished, tmp_path / "workdir")
+    target = "results/demo/r3d_18/GCL_PT~ensemble=2/seed0/auc.json"
+    output = dry_run(workdir, target)
+    # seed 0 of GCL_PT exists; seed 1 is trained; the ensemble combines them and is scored
+    assert planned_jobs(output) == run_jobs("GCL_PT", *TRAINING) | run_jobs(
+        "GCL_PT~ensemble=2", "ensemble", "score_run", "evaluate_run"
+    )
+    snakemake(workdir, target)
+    result = json.loads((workdir / target).read_text())
+    assert [member["seed"] for member in result["members"]] == [0, 1]
+    assert 0.0 <= result["auc"] <= 1.0
 
 
 def test_edits_no_rule_reads_rerun_nothing(finished, tmp_path):

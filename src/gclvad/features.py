@@ -340,6 +340,18 @@ class FeatureSet:
         )
 
 
+def single_video(features: np.ndarray, video: str = "video", frames: int = 0, padded_tail: int = 0, attrs=None) -> FeatureSet:
+    """A FeatureSet of one video's rows (frames: 0 when nobody spreads its scores onto frames)."""
+    return FeatureSet(
+        features=features,
+        videos=[video],
+        offsets=np.array([0, len(features)], dtype=np.int64),
+        frames=np.array([frames], dtype=np.int64),
+        padded_tail=np.array([padded_tail], dtype=np.int64),
+        attrs=dict(attrs or {}),
+    )
+
+
 def load_feature_set(path: str | Path, videos: Iterable[str] | None = None, crops: str = "mean") -> FeatureSet:
     """Read a merged feature file (all videos in index order, or `videos` in the order given).
 
@@ -395,10 +407,24 @@ def _read_rows(dataset: h5py.Dataset, features: np.ndarray, rows: slice, crops: 
         # HDF5 converts float16 to float32 while reading into the destination rows.
         dataset.read_direct(features, dest_sel=rows)
     elif crops == "mean":
-        features[rows] = dataset[()].astype(np.float32).mean(axis=1)
-    else:
-        index = 0 if crops == "first" else centre_crop(dataset.shape[1])
-        features[rows] = dataset[:, index, :].astype(np.float32)
+        features[rows] = use_crops(dataset[()], crops)
+    else:  # read only the crop that is kept
+        features[rows] = dataset[:, crop_index(crops, dataset.shape[1]), :].astype(np.float32)
+
+
+def use_crops(features: np.ndarray, crops: str) -> np.ndarray:
+    """One video's (S, d) or (S, C, d) features as float32, its crops used as `crops` says."""
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim == 2 or crops == "each":
+        return features
+    if crops == "mean":
+        return features.mean(axis=1)
+    return features[:, crop_index(crops, features.shape[1])]
+
+
+def crop_index(crops: str, count: int) -> int:
+    """The crop kept by "first" (0) or "center" (`centre_crop`) among `count`."""
+    return 0 if crops == "first" else centre_crop(count)
 
 
 def centre_crop(crops: int) -> int:

@@ -14,34 +14,52 @@ from gclvad.atomic import atomic_path, write_atomic
 from gclvad.errors import GclvadError
 from gclvad.evaluate import segment_to_frame_scores
 from gclvad.features import FeatureSet
+from gclvad.postprocess import gaussian_smooth, window_frame_scores
 
-# Score names: "score" is what the run's config scores with (D's probability for GCL, G's
-# reconstruction error for the autoencoders); "d" and "g" are kept beside it (paper §3.4).
+# Score names: "score" is what the run delivers: its score (D's probability for GCL, G's
+# reconstruction error for the autoencoders; crops combined) spread onto frames and then
+# post-processed (smoothing); "score_raw" is the same before post-processing (the paper's
+# protocol); "d" and "g" are the networks' outputs beside them (paper §3.4).
 VideoScores = dict[str, np.ndarray]
 
 
 def segment_scores(models, feature_set: FeatureSet) -> dict[str, np.ndarray]:
-    """Scores of every segment row of `feature_set` ("score", "d", "g"; (N,) each). With
-    several crops per segment (features (N, C, d), crops used "each"), every crop is scored
-    and a segment's score is the mean over its crops, as the RTFM family evaluates."""
-    from gclvad.gcl.store import score  # torch: imported only where networks run
+    """Scores of every segment row of `feature_set` by bare networks (crops: their mean)."""
+    from gclvad.scorer import RunScorer  # torch: imported only where networks run
 
-    features = feature_set.features
-    scored = score(models, features.reshape(-1, features.shape[-1]))
-    return {name: values.reshape(len(features), feature_set.crops).mean(axis=1) for name, values in scored.items()}
+    return RunScorer(models).segment_scores(feature_set)
 
 
-def score_feature_set(models, feature_set: FeatureSet, segment_length: int) -> dict[str, VideoScores]:
-    """Frame scores of every video of `feature_set`, one forward pass over all its segments."""
-    by_segment = segment_scores(models, feature_set)
+def to_frames(values: np.ndarray, frames: int, segment_length: int, stride: int) -> np.ndarray:
+    """One video's (windows,) scores as (frames,) scores: each frame its window's score, or
+    with overlapping windows (stride < segment_length) the mean of every window covering it."""
+    if stride == segment_length:  # the paper's protocol, exactly
+        return segment_to_frame_scores(values, frames, segment_length)
+    return window_frame_scores(values, np.arange(len(values)) * stride, frames, segment_length)
+
+
+def score_feature_set(
+    scorer, feature_set: FeatureSet, segment_length: int, smoothing_sigma: float = 0.0
+) -> dict[str, VideoScores]:
+    """Frame scores of every video of `feature_set`, one forward pass over all its segments.
+
+    scorer: a gclvad.scorer RunScorer or EnsembleScorer, or bare networks (Models). The
+    windows' stride is the feature set's (`segment_stride`, default segment_length)."""
+    if not hasattr(scorer, "segment_scores"):
+        from gclvad.scorer import RunScorer
+
+        scorer = RunScorer(scorer)
+    by_segment = scorer.segment_scores(feature_set)
+    stride = int(feature_set.attrs.get("segment_stride", segment_length))
     out = {}
     for i, video in enumerate(feature_set.videos):
         rows = slice(feature_set.offsets[i], feature_set.offsets[i + 1])
         frames = int(feature_set.frames[i])
-        out[video] = {
-            name: segment_to_frame_scores(values[rows], frames, segment_length)
-            for name, values in by_segment.items()
-        }
+        named = {name: to_frames(values[rows], frames, segment_length, stride) for name, values in by_segment.items()}
+        named["score_raw"] = named["score"]
+        if smoothing_sigma > 0:
+            named["score"] = gaussian_smooth(named["score_raw"], smoothing_sigma)
+        out[video] = named
     return out
 
 

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from gclvad.alerts import QUANTILES_KEY, training_score_quantiles
+from gclvad.alerts import QUANTILES_KEY, score_quantiles
 from gclvad.atomic import write_atomic, write_json_atomic
 from gclvad.cleaning import CleaningConfig, temporal_difference_mask
 from gclvad.datasets import load_dataset
-from gclvad.epoch_scores import EpochScoreRecorder, diagnostic_curve, progress_path
+from gclvad.epoch_scores import EpochScoreRecorder, diagnostic_curve, progress_path, write_epoch_scores
 from gclvad.evaluate import FALSE_ALARM_THRESHOLD, concatenated_frames, frame_auc, frame_metrics
 from gclvad.features import load_feature_set, merge_video_features, read_provenance
 from gclvad.frame_scores import read_scores, score_feature_set, write_scores
 from gclvad.gcl.config import STAGE_SECTIONS, Stage
+from gclvad.postprocess import REFERENCE_KEY, PostprocessConfig, score_reference
 from gclvad.runs import stage_config
 from gclvad.segment_index import (
     build_segment_index,
@@ -214,8 +216,8 @@ def train_stage(
     for key, value in (("cleaning", result.cleaning), ("supervision", result.supervision)):
         if value is not None:
             stored[key] = value
-    if epoch_scores_path is not None:  # the final stage: what `gclvad watch` takes its alert threshold from
-        stored[QUANTILES_KEY] = training_score_quantiles(result.models, data.features)
+    if epoch_scores_path is not None:  # the final stage: its scores of its own training segments
+        stored.update(_training_score_records(result.models, data.features, feature_set.crops))
     save_models(Path(out_path), result.models, metadata=stored, sections=STAGE_SECTIONS[stage])
     if log_path is not None:
         write_atomic(log_path, lambda temporary: pd.DataFrame(stored["log"]).to_csv(temporary, sep="\t", index=False))
@@ -223,6 +225,19 @@ def train_stage(
         Path(checkpoint_path).unlink(missing_ok=True)
         progress_path(checkpoint_path).unlink(missing_ok=True)
     log.info("stage %s: %s optimiser steps", stage, result.steps)
+
+
+def _training_score_records(models, features, crops: int) -> dict:
+    """What a trained run keeps of its scores of its own training segments: the quantiles
+    `gclvad watch` takes its alert threshold from, and the per-crop-position reference that
+    rank normalisation (crops, ensembles) compares new scores with."""
+    from gclvad.gcl.store import score
+
+    scores = score(models, features)["score"]
+    return {
+        QUANTILES_KEY: score_quantiles(scores, models.config.scoring.model),
+        REFERENCE_KEY: score_reference(scores.reshape(-1, crops)),
+    }
 
 
 def _read_json(path: str | Path) -> dict:
@@ -252,18 +267,59 @@ def score_run(
     train_on: Sequence[str],
     segment_length: int,
     out_path: str | Path,
+    postprocess_path: str | Path,
+    postprocess: Mapping | None = None,
     device: str = "cpu",
     crops: str = "mean",
 ) -> None:
-    """Frame scores of every scored video (test split and unsplit footage) of a run."""
+    """Frame scores of every scored video (test split and unsplit footage) of a run, raw and
+    post-processed; the post-processing used is written to `postprocess_path`, where
+    `gclvad score` takes it from to score new footage the same way."""
     from gclvad.device import resolve_device
-    from gclvad.gcl.store import load_models
+    from gclvad.scorer import load_scorer
 
+    settings = PostprocessConfig(**(postprocess or {}))
     _, scored = split_videos(read_segment_index(index_path), train_on)
-    models = load_models(Path(models_path), device=str(resolve_device(device)))
-    scores = score_feature_set(models, load_feature_set(features_path, scored, crops), segment_length)
+    scorer = load_scorer(Path(models_path), settings, device=str(resolve_device(device)))
+    feature_set = load_feature_set(features_path, scored, crops)
+    scores = score_feature_set(scorer, feature_set, segment_length, settings.smoothing_sigma)
     write_scores(out_path, scores)
+    models = os.path.relpath(models_path, Path(postprocess_path).parent)  # found from the run's folder, wherever it is
+    write_json_atomic(postprocess_path, {"postprocess": settings.to_dict(), "crops": crops, "models": models})
     log.info("scored %d videos", len(scores))
+
+
+def ensemble_run(
+    *,
+    member_models: Sequence[str | Path],
+    features_path: str | Path,
+    index_path: str | Path,
+    train_on: Sequence[str],
+    postprocess: Mapping,
+    out_models: str | Path,
+    out_log: str | Path,
+    out_epoch_scores: str | Path,
+    crops: str = "mean",
+    metadata: Mapping | None = None,
+) -> None:
+    """A seed ensemble's models file (gclvad.scorer): its members' networks with each member's
+    reference scores on the training segments; its training log is its members' logs."""
+    from gclvad.gcl.store import read_models_metadata
+    from gclvad.scorer import write_ensemble
+
+    training = _training_features(features_path, index_path, train_on, crops)
+    members = [read_models_metadata(Path(path)) for path in member_models]
+    stored = {
+        **{key: value for key, value in members[0].items() if key not in ("log", "seed", "config_sha256")},
+        **(metadata or {}),
+        "members": [{"seed": m.get("seed"), "config_sha256": m.get("config_sha256")} for m in members],
+        "log": [{**row, "member": i} for i, m in enumerate(members) for row in m.get("log", [])],
+    }
+    write_ensemble(list(member_models), training, PostprocessConfig(**postprocess), out_models, stored)
+    write_atomic(out_log, lambda temporary: pd.DataFrame(stored["log"]).to_csv(temporary, sep="\t", index=False))
+    _, scored = split_videos(read_segment_index(index_path), train_on)  # no epochs: an empty diagnostic
+    write_epoch_scores(out_epoch_scores, load_feature_set(features_path, scored, crops), [], [])
+    log.info("ensemble of %d runs", len(member_models))
 
 
 def _truths(spec: Mapping, index_path: str | Path, videos: Sequence[str]) -> dict:
@@ -280,11 +336,14 @@ def evaluate_run(
     spec: Mapping,
     epoch_scores_path: str | Path,
     models_path: str | Path,
+    postprocess_path: str | Path,
     segment_length: int,
     out_auc: str | Path,
     out_curve: str | Path,
 ) -> dict:
-    """Frame-level ROC AUC of the run's final model (D and G), plus the per-epoch diagnostic curve."""
+    """The field's frame-level metrics of the run's final model (its delivered, post-processed
+    scores; `auc_raw` before post-processing, the paper's protocol; D's and G's AUC), plus
+    the per-epoch diagnostic curve."""
     from gclvad.gcl.store import read_models_metadata
 
     scores = read_scores(scores_path)
@@ -297,7 +356,7 @@ def evaluate_run(
         scored_by = metadata.get("settings", {}).get("scoring", {}).get("model", "d" if "d" in scores[evaluated[0]] else "g")
         threshold = FALSE_ALARM_THRESHOLD if scored_by == "d" else None
         result.update(frame_metrics({v: scores[v]["score"] for v in evaluated}, truths, threshold))
-    for name, key in (("d", "auc_d"), ("g", "auc_g")):
+    for name, key in (("score_raw", "auc_raw"), ("d", "auc_d"), ("g", "auc_g")):
         if evaluated and name in scores[evaluated[0]]:
             result[key] = frame_auc({v: scores[v][name] for v in evaluated}, truths)
     result.update(
@@ -314,6 +373,11 @@ def evaluate_run(
         f"{Path(out_curve).name} is a diagnostic and selects nothing"
     )
     result["epochs_logged"] = len(metadata.get("log", []))
+    result.update(_read_json(postprocess_path))
+    result["postprocess_note"] = (
+        "auc and the metrics beside it are of the scores the run delivers (after post-processing); "
+        "auc_raw is of the same scores before it (the paper's protocol)"
+    )
     write_json_atomic(out_auc, result)
     log.info("frame AUC %.4f over %d videos", result.get("auc", float("nan")), len(evaluated))
     return result

@@ -23,9 +23,9 @@ from gclvad.features import (
     CROP_USES,
     FEATURES,
     VIDEOS,
-    centre_crop,
     reject_non_finite,
     set_attrs,
+    use_crops,
     write_index,
     write_video_features,
 )
@@ -129,8 +129,4 @@ def _reduced(paths: list[Path], crop_reduce: str) -> np.ndarray:
     else:
         array = np.stack([np.load(p, allow_pickle=False).astype(np.float32) for p in paths], axis=1)
     reject_non_finite(array.reshape(shape[0], -1), paths[0], "features")
-    if array.ndim == 2:
-        return array
-    if crop_reduce == "mean":
-        return array.mean(axis=1)
-    return array[:, 0 if crop_reduce == "first" else centre_crop(array.shape[1])]
+    return use_crops(array, crop_reduce)

@@ -6,7 +6,9 @@ names (`base`), that preset's own values, the workflow's `cleaning:` section (an
 preset's `cleaning:`), then the variant and the overrides written after `~` in its name,
 as in output paths: `GCL_PT~nl_target=gaussian~gaussian_sigma=6`, `GCL_PT~loop.epochs=4`,
 `GCL_WS~supervision=33` (percent of training videos whose label is revealed),
-`GCL_PT~cleaning.threshold=0.5` (the run then gets its own cleaning mask).
+`GCL_PT~cleaning.threshold=0.5` (the run then gets its own cleaning mask),
+`GCL_PT~postprocess.smoothing_sigma=16` (how its frame scores are post-processed), and
+`GCL_PT~ensemble=5` (a seed ensemble of 5 runs of `GCL_PT`: `ensemble_members`).
 
 Each training stage's job gets exactly the sections of the config that stage reads
 (`stage_params`, from `gcl.config.STAGE_SECTIONS`), so editing a setting re-runs the stages
@@ -18,14 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from gclvad.cleaning import CleaningConfig
+from gclvad.postprocess import PostprocessConfig
 from gclvad.gcl.config import SECTIONS, STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, from_dict, setting_path
 from gclvad.gcl.variants import VARIANTS, get_variant, variant_cleaning
 
 CLEANING_PREFIX = "cleaning."
+POSTPROCESS_PREFIX = "postprocess."
+ENSEMBLE = "ensemble"
 # Settings a variant name may not change: they decide which workflow rules train the run
 # (method) or where it runs (device, the workflow's top-level `device`).
 FIXED_BY_WORKFLOW = {"method": "it is what the variant is", "device": "it is the workflow's top-level `device`"}
@@ -33,13 +38,17 @@ FIXED_BY_WORKFLOW = {"method": "it is what the variant is", "device": "it is the
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything a run's training reads: GCL settings, and TD cleaning when G trains on cleaned rows."""
+    """Everything a run reads: GCL settings, TD cleaning when G trains on cleaned rows, how its
+    scores are post-processed, and how many seeds it ensembles (1: a single run)."""
 
     gcl: GCLConfig
     cleaning: CleaningConfig | None
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    ensemble: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings the run reads, as plain values (the sections of its stages; device excluded)."""
+        """The settings the run's training reads, as plain values (the sections of its stages, its
+        cleaning; device excluded). Post-processing is not among them: only scoring reads it."""
         sections = sorted({s for stage in self.gcl.stages for s in STAGE_SECTIONS[stage]}, key=list(SECTIONS).index)
         values = self.gcl.sections(tuple(sections))
         values["execution"] = {k: v for k, v in values["execution"].items() if k != "device"}
@@ -48,26 +57,63 @@ class RunSettings:
         return values
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """'GCL_WS~supervision=33' -> ('GCL_WS', {'supervision.fraction': 0.33}, {}): the variant's
-    name, its GCL setting overrides and its cleaning overrides, each value typed."""
+@dataclass(frozen=True)
+class Variant:
+    """A variant name taken apart: the paper's variant and its typed overrides."""
+
+    name: str
+    gcl: dict[str, Any]  # GCL settings ("section.field" or unique names)
+    cleaning: dict[str, Any]  # CleaningConfig fields
+    postprocess: dict[str, Any]  # PostprocessConfig fields
+    ensemble: int  # seeds ensembled (1: a single run)
+
+
+def parse_variant(text: str) -> Variant:
+    """'GCL_WS~supervision=33' -> Variant('GCL_WS', {'supervision.fraction': 0.33}, ...)."""
     name, *pairs = text.split("~")
     if name not in VARIANTS:
         raise BadConfigError(f"variant {text!r}: unknown variant {name!r}; variants are {', '.join(VARIANTS)}")
-    gcl: dict[str, Any] = {}
-    cleaning: dict[str, Any] = {}
+    parsed = Variant(name, {}, {}, {}, 1)
+    ensemble = 1
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise BadConfigError(f"variant {text!r}: override {pair!r} is not key=value")
         if key == "supervision":
-            gcl["supervision.fraction"] = _number(value, key, text) / 100.0
+            parsed.gcl["supervision.fraction"] = _number(value, key, text) / 100.0
+        elif key == ENSEMBLE:
+            ensemble = int(_number(value, key, text))
+            if ensemble < 2 or ensemble != _number(value, key, text):
+                raise BadConfigError(f"variant {text!r}: ensemble must be a whole number of seeds >= 2, found {value!r}")
         elif key.startswith(CLEANING_PREFIX):
-            field = key[len(CLEANING_PREFIX) :]
-            cleaning[field] = _typed(CleaningConfig, field, value, text)
+            field_name = key[len(CLEANING_PREFIX) :]
+            parsed.cleaning[field_name] = _typed(CleaningConfig, field_name, value, text)
+        elif key.startswith(POSTPROCESS_PREFIX):
+            field_name = key[len(POSTPROCESS_PREFIX) :]
+            parsed.postprocess[field_name] = _typed(PostprocessConfig, field_name, value, text)
         else:
-            gcl[key] = _gcl_override(key, value, text)
-    return name, gcl, cleaning
+            parsed.gcl[key] = _gcl_override(key, value, text)
+    return dataclasses.replace(parsed, ensemble=ensemble)
+
+
+def _without(variant: str, *prefixes: str) -> str:
+    return "~".join(part for i, part in enumerate(variant.split("~")) if i == 0 or not part.startswith(prefixes))
+
+
+def models_variant(variant: str) -> str:
+    """The variant whose networks a run scores with: without its post-processing overrides,
+    which change how scores are post-processed and nothing that is trained (so that
+    `GCL_PT~postprocess.smoothing_sigma=16` scores with GCL_PT's networks, trained once)."""
+    return _without(variant, POSTPROCESS_PREFIX)
+
+
+def ensemble_members(variant: str, seed: int) -> list[tuple[str, int]]:
+    """(variant, seed) of the runs a `~ensemble=K` variant's seed `seed` combines: the same
+    variant without `~ensemble=K` (and without post-processing), at seeds seed*K .. seed*K + K-1
+    (seeds of different ensembles never overlap)."""
+    size = parse_variant(variant).ensemble
+    member = _without(variant, f"{ENSEMBLE}=", POSTPROCESS_PREFIX)
+    return [(member, seed * size + k) for k in range(size)]
 
 
 def _gcl_override(key: str, value: str, variant: str) -> Any:
@@ -115,16 +161,22 @@ def run_settings(
     preset = dict(preset)
     base = preset.pop("base", "paper")
     preset_cleaning = preset.pop("cleaning", {})
-    name, gcl_overrides, cleaning_overrides = parse_variant(variant)
-    config = get_variant(name, preset=base, **_flat(preset)).replace(**gcl_overrides, device=device)
-    cleaning_values = {**(cleaning or {}), **preset_cleaning, **variant_cleaning(name), **cleaning_overrides}
+    preset_postprocess = preset.pop("postprocess", {})
+    parsed = parse_variant(variant)
+    config = get_variant(parsed.name, preset=base, **_flat(preset)).replace(**parsed.gcl, device=device)
+    cleaning_values = {**(cleaning or {}), **preset_cleaning, **variant_cleaning(parsed.name), **parsed.cleaning}
     uses_cleaning = config.pretrain_g.data == "td"  # G's pre-training (or the autoencoder) on cleaned rows
-    if cleaning_overrides and not uses_cleaning:
+    if parsed.cleaning and not uses_cleaning:
         raise BadConfigError(
             f"variant {variant!r}: it sets cleaning, but this variant does not pre-train on temporal-difference "
             "cleaned rows, so the setting would be ignored"
         )
-    return RunSettings(gcl=config, cleaning=CleaningConfig(**cleaning_values) if uses_cleaning else None)
+    return RunSettings(
+        gcl=config,
+        cleaning=CleaningConfig(**cleaning_values) if uses_cleaning else None,
+        postprocess=PostprocessConfig(**{**preset_postprocess, **parsed.postprocess}),
+        ensemble=parsed.ensemble,
+    )
 
 
 def _flat(sections: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,8 +207,17 @@ def stage_config(params: Mapping[str, Any], device: str) -> tuple[GCLConfig, int
     return from_dict(values), int(params["seed"])
 
 
+# One `~key=value` of what is trained: neither the ensemble's size nor post-processing.
+_OVERRIDE = r"~(?!ensemble=|postprocess\.)[A-Za-z0-9_.]+=[A-Za-z0-9_.\-]+"
+
+
 def variant_pattern(method: str) -> str:
     """A regex of the variant names (with `~` overrides) whose runs train with `method`, for
-    the wildcard constraints that send a run to the autoencoder's rule or to GCL's rules."""
+    the wildcard constraints that send a run to the autoencoder's rule or to GCL's rules
+    (a seed ensemble is not trained: rule `ensemble` combines its members; post-processing
+    overrides score with the networks of the variant without them)."""
     names = [name for name, values in VARIANTS.items() if values.get("method", "gcl") == method]
-    return rf"(?:{'|'.join(names)})(?:~[A-Za-z0-9_.]+=[A-Za-z0-9_.\-]+)*"
+    return rf"(?:{'|'.join(names)})(?:{_OVERRIDE})*"
+
+
+ENSEMBLE_PATTERN = rf"[A-Za-z0-9_]+(?:{_OVERRIDE})*~ensemble=\d+(?:{_OVERRIDE})*"

@@ -15,8 +15,9 @@ random features accepts only that marker, and a run trained on a weights file ne
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -24,17 +25,22 @@ import numpy as np
 
 from gclvad.atomic import write_atomic
 from gclvad.errors import BadVideoError, GclvadError
+from gclvad.postprocess import PostprocessConfig
 from gclvad.video import VIDEO_SUFFIXES
 from gclvad.weights import MARKERS, RANDOM_WEIGHTS, sha256_file
 
 log = logging.getLogger(__name__)
 
 MODELS_FILE = "models.pt"
+# Written by the workflow's score_run beside scores.h5: how the run's scores are
+# post-processed, how its crops are used, and which models file scores (a variant that only
+# post-processes differently scores with its training variant's networks).
+POSTPROCESS_FILE = "postprocess.json"
 # Attributes a cached feature file must share with the run (and the source must not have
 # changed) to be reused instead of extracting again.
 CACHE_KEYS = ("extractor", "weights_sha256", "segment_length", "preprocessing", "source", "source_fingerprint")
 # CSV columns after frame and time_s: the run's score first, then D's and G's.
-SCORE_COLUMNS = ("score", "d", "g")
+SCORE_COLUMNS = ("score", "score_raw", "d", "g")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class RunRecord:
     segment_length: int
     weights_sha256: str
     preprocessing: str | None
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    crops: str = "mean"  # how the run used features with several crops per segment
 
     @property
     def folder(self) -> Path:
@@ -74,9 +82,14 @@ def read_run(run: str | Path) -> RunRecord:
     from gclvad.gcl.store import read_models_metadata
 
     run = Path(run)
-    models_path = run if run.is_file() else run / MODELS_FILE
+    folder = run.parent if run.is_file() else run
+    scoring = json.loads((folder / POSTPROCESS_FILE).read_text()) if (folder / POSTPROCESS_FILE).is_file() else {}
+    models_path = run if run.is_file() else folder / scoring.get("models", MODELS_FILE)
     if not models_path.is_file():
-        raise GclvadError(f"{run}: not a trained run (expected {models_path} written by the workflow's last training stage, rule gcl_loop or autoencoder)")
+        raise GclvadError(
+            f"{run}: not a trained run (expected {models_path}, written by the workflow's rule gcl_loop, "
+            "autoencoder or ensemble)"
+        )
     metadata = read_models_metadata(models_path)
     if metadata.get("weights_sha256") == "published":
         raise GclvadError(
@@ -96,6 +109,8 @@ def read_run(run: str | Path) -> RunRecord:
         segment_length=int(metadata["segment_length"]),
         weights_sha256=metadata["weights_sha256"],
         preprocessing=metadata.get("preprocessing"),
+        postprocess=PostprocessConfig(**scoring.get("postprocess", {})),
+        crops=scoring.get("crops", metadata.get("crops", "mean")),
     )
 
 
@@ -259,34 +274,26 @@ def video_features(extractor, record: RunRecord, source: Path, path: Path, batch
     return read_video_features(path)
 
 
-def video_frame_scores(
-    models, features: np.ndarray, attrs: dict, video: str, segment_length: int
-) -> dict[str, np.ndarray]:
-    """Per-frame scores of one video, by the code that scores the workflow's test videos."""
-    from gclvad.features import FeatureSet
+def video_frame_scores(scorer, features: np.ndarray, attrs: dict, video: str, record: RunRecord) -> dict[str, np.ndarray]:
+    """Per-frame scores of one video, by the code that scores the workflow's test videos
+    (its crops used and its scores post-processed as the run's)."""
+    from gclvad.features import single_video, use_crops
     from gclvad.frame_scores import score_feature_set
 
-    feature_set = FeatureSet(
-        features=features,
-        videos=[video],
-        offsets=np.array([0, len(features)], dtype=np.int64),
-        frames=np.array([int(attrs["frames"])], dtype=np.int64),
-        padded_tail=np.array([int(attrs["padded_tail"])], dtype=np.int64),
-        attrs=attrs,
-    )
-    scores = score_feature_set(models, feature_set, segment_length)[video]
+    feature_set = single_video(use_crops(features, record.crops), video, int(attrs["frames"]), int(attrs["padded_tail"]), attrs)
+    scores = score_feature_set(scorer, feature_set, record.segment_length, record.postprocess.smoothing_sigma)[video]
     return {name: scores[name] for name in SCORE_COLUMNS if name in scores}
 
 
 def score_one(
-    models, extractor, record: RunRecord, video: str, source: Path, out_dir: Path, batch_size: int
+    scorer, extractor, record: RunRecord, video: str, source: Path, out_dir: Path, batch_size: int
 ) -> ScoredVideo:
     """Extract (or reuse) one video's features, score them, write its CSV and plot."""
     from gclvad.frame_scores import write_scores_csv
     from gclvad.plots import plot_video_scores
 
     features, attrs = video_features(extractor, record, source, out_dir / "features" / f"{video}.h5", batch_size)
-    scores = video_frame_scores(models, features, attrs, video, record.segment_length)
+    scores = video_frame_scores(scorer, features, attrs, video, record)
     fps = float(attrs.get("fps", 0.0))
     csv, png = out_dir / f"{video}.csv", out_dir / f"{video}.png"
     write_scores_csv(csv, scores, fps)
@@ -319,16 +326,16 @@ def score_all(
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from gclvad.device import resolve_device
-    from gclvad.gcl.store import load_models
+    from gclvad.scorer import load_scorer
 
     sources = video_ids(videos)  # before any slow work: a typo fails at once
     record = read_run(run)
     resolved = resolve_device(device)
     extractor = build_run_extractor(record, weights, str(resolved))
-    models = load_models(record.models_path, device=str(resolved))
-    if models.dim != extractor.dim:
+    scorer = load_scorer(record.models_path, record.postprocess, device=str(resolved))
+    if scorer.dim != extractor.dim:
         raise GclvadError(
-            f"{record.models_path}: the networks take {models.dim}-d features but extractor "
+            f"{record.models_path}: the networks take {scorer.dim}-d features but extractor "
             f"{extractor.name!r} gives {extractor.dim}-d ones"
         )
     out_dir = Path(out_dir)
@@ -339,7 +346,7 @@ def score_all(
     with logging_redirect_tqdm(), tqdm(sources.items(), desc="scoring", unit="video") as progress:
         for video, source in progress:
             progress.set_postfix_str(video)
-            scored.append(score_one(models, extractor, record, video, source, out_dir, batch_size))
+            scored.append(score_one(scorer, extractor, record, video, source, out_dir, batch_size))
             log.info("%s: %d frames scored, highest score %.3f", video, scored[-1].frames, scored[-1].max_score)
     return scored
 

@@ -100,7 +100,8 @@ class Watcher:
     ):
         from gclvad.alerts import run_threshold
         from gclvad.device import resolve_device
-        from gclvad.gcl.store import load_models, read_models_metadata
+        from gclvad.gcl.store import read_models_metadata
+        from gclvad.scorer import load_scorer
         from gclvad.scoring import build_run_extractor, read_run
         from gclvad.stream import source_kind
 
@@ -116,10 +117,10 @@ class Watcher:
         self.extractor = extractor if extractor is not None else build_run_extractor(self.record, weights, resolved)
         if extractor is not None:
             check_given_extractor(extractor, self.record)
-        self.models = load_models(self.record.models_path, device=resolved)
-        if self.models.dim != self.extractor.dim:
+        self.scorer = load_scorer(self.record.models_path, self.record.postprocess, device=resolved)
+        if self.scorer.dim != self.extractor.dim:
             raise GclvadError(
-                f"{self.record.models_path}: the networks take {self.models.dim}-d features but extractor "
+                f"{self.record.models_path}: the networks take {self.scorer.dim}-d features but extractor "
                 f"{self.extractor.name!r} gives {self.extractor.dim}-d ones"
             )
         self.stored_dtype = np.dtype(self.record.extractor.get("dtype", "float16"))
@@ -204,12 +205,12 @@ class Watcher:
     def _score(self, batch: list[LiveSegment]) -> None:
         import torch
 
-        from gclvad.gcl.store import score
+        from gclvad.features import single_video
 
         clips = torch.stack([self.extractor.preprocessing.normalize(segment.frames) for segment in batch])
         # Rounded to the stored dtype, as the run's own features and `gclvad score`'s were.
         features = self.extractor.extract(clips).numpy().astype(self.stored_dtype).astype(np.float32)
-        values = score(self.models, features)
+        values = self.scorer.segment_scores(single_video(features))
         now = time.time()
         for row, segment in enumerate(batch):
             named = {name: float(column[row]) for name, column in values.items()}

@@ -14,7 +14,15 @@ from gclvad.datasets.base import VIDEO_ID_PATTERN
 from gclvad.errors import GclvadError
 from gclvad.extractor_facts import segment_length_problem, unknown_extractor_problem
 from gclvad.gcl.config import Stage
-from gclvad.runs import run_settings, stage_config, stage_params, variant_pattern
+from gclvad.runs import (
+    ENSEMBLE_PATTERN,
+    ensemble_members,
+    models_variant,
+    run_settings,
+    stage_config,
+    stage_params,
+    variant_pattern,
+)
 from gclvad.weights import is_marker
 
 min_version("9.0")
@@ -327,11 +335,31 @@ def get_training_inputs(stage):
     return training_inputs
 
 
-def get_run_models(wildcards):
-    """The run's trained networks (written by gcl_loop or autoencoder, by the variant's
-    method); an unknown variant or a bad override stops here, naming the problem."""
-    settings_of(wildcards)
-    return filled(rules.gcl_loop.output.models, **wildcards)
+def get_run_output(name):
+    """An input function: output `name` (models, log, epoch_scores) of the rule that trained
+    the run's networks (gcl_loop, autoencoder or ensemble, by the variant); post-processing
+    overrides score with the networks of the variant without them. An unknown variant or a
+    bad override stops here, naming the problem."""
+
+    def run_output(wildcards):
+        settings_of(wildcards)
+        trained = dict(wildcards) | {"variant": models_variant(wildcards.variant)}
+        return filled(getattr(rules.gcl_loop.output, name), **trained)
+
+    return run_output
+
+
+def get_postprocess_params(wildcards):
+    return settings_of(wildcards).postprocess.to_dict()
+
+
+def get_ensemble_members(wildcards):
+    """The models of the runs a seed ensemble combines."""
+    members = ensemble_members(wildcards.variant, int(wildcards.seed))
+    return [
+        filled(rules.gcl_loop.output.models, **(dict(wildcards) | {"variant": v, "seed": s}))
+        for v, s in members
+    ]
 
 
 def get_run_metadata(wildcards):
@@ -390,7 +418,7 @@ def get_final_output():
 
 def get_baseline_scores(wildcards):
     """Scores of the plain autoencoder (AE_AllData) for the histogram figure."""
-    return filled(rules.score_run.output[0], **(dict(wildcards) | {"variant": "AE_AllData"}))
+    return filled(rules.score_run.output.scores, **(dict(wildcards) | {"variant": "AE_AllData"}))
 
 
 def run_figure(name, caption):

@@ -4,11 +4,12 @@
 
 rule score_run:
     input:
-        models=get_run_models,
+        models=get_run_output("models"),
         features=rules.merge_features.output[0],
         index=rules.segment_index.output.index,
     output:
-        f"{RUN}/scores.h5",
+        scores=f"{RUN}/scores.h5",
+        postprocess=f"{RUN}/postprocess.json",
     log:
         f"{RUN_LOGS}/score_run.log",
     benchmark:
@@ -18,6 +19,7 @@ rule score_run:
     params:
         train_on=get_train_on,
         crops=get_crops,
+        postprocess=get_postprocess_params,
         segment_length=config["segment_length"],
         device=config["device"],
     script:
@@ -26,10 +28,11 @@ rule score_run:
 
 rule evaluate_run:
     input:
-        scores=rules.score_run.output[0],
+        scores=rules.score_run.output.scores,
+        postprocess=rules.score_run.output.postprocess,
         index=rules.segment_index.output.index,
-        epoch_scores=rules.gcl_loop.output.epoch_scores,
-        models=get_run_models,
+        epoch_scores=get_run_output("epoch_scores"),
+        models=get_run_output("models"),
     output:
         auc=f"{RUN}/auc.json",
         curve=f"{RUN}/diagnostic_auc_per_epoch.tsv",

@@ -5,8 +5,8 @@
 
 rule plot_run:
     input:
-        scores=rules.score_run.output[0],
-        training_log=rules.gcl_loop.output.log,
+        scores=rules.score_run.output.scores,
+        training_log=get_run_output("log"),
         curve=rules.evaluate_run.output.curve,
         index=rules.segment_index.output.index,
     output:
@@ -28,7 +28,7 @@ rule plot_run:
 
 rule plot_histograms:
     input:
-        scores=rules.score_run.output[0],
+        scores=rules.score_run.output.scores,
         baseline=get_baseline_scores,
         index=rules.segment_index.output.index,
     output:

@@ -6,7 +6,8 @@
 
 rule score_folder:
     input:
-        models=get_run_models,
+        models=get_run_output("models"),
+        postprocess=rules.score_run.output.postprocess,
         videos="resources/score/{folder}",
     output:
         f"{RUN}/scored/{{folder}}/scores.tsv",

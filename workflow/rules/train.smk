@@ -1,6 +1,7 @@
 # The training stages of a run, one rule each, named as gclvad.gcl.config.Stage names them:
 # GCL variants train in pretrain_g -> pretrain_d -> gcl_loop (a variant without
-# pre-training runs gcl_loop alone), the autoencoder baselines in autoencoder. Each stage's
+# pre-training runs gcl_loop alone), the autoencoder baselines in autoencoder; a seed
+# ensemble (`~ensemble=K`) is not trained: rule ensemble combines its K member runs. Each stage's
 # params hold only the settings it reads; it checkpoints every epoch (params.checkpoint)
 # and resumes from it after a kill.
 
@@ -109,3 +110,29 @@ rule autoencoder:
         checkpoint=f"{RUN}/autoencoder.ckpt",
     script:
         "../scripts/train_stage.py"
+
+
+rule ensemble:
+    input:
+        members=get_ensemble_members,
+        features=rules.merge_features.output[0],
+        index=rules.segment_index.output.index,
+    output:
+        models=f"{RUN}/models.pt",
+        log=f"{RUN}/training_log.tsv",
+        epoch_scores=f"{RUN}/epoch_scores.npz",
+    log:
+        f"{RUN_LOGS}/ensemble.log",
+    benchmark:
+        f"{RUN_BENCHMARKS}/ensemble.tsv"
+    wildcard_constraints:
+        variant=ENSEMBLE_PATTERN,
+    conda:
+        "../../envs/gclvad.yaml"
+    params:
+        postprocess=get_postprocess_params,
+        train_on=get_train_on,
+        crops=get_crops,
+        run=get_run_metadata,
+    script:
+        "../scripts/ensemble.py"

@@ -8,6 +8,7 @@ with job_log(snakemake.log[0]):
         spec=snakemake.params.spec,
         epoch_scores_path=snakemake.input.epoch_scores,
         models_path=snakemake.input.models,
+        postprocess_path=snakemake.input.postprocess,
         segment_length=snakemake.params.segment_length,
         out_auc=snakemake.output.auc,
         out_curve=snakemake.output.curve,

@@ -8,7 +8,9 @@ with job_log(snakemake.log[0]):
         index_path=snakemake.input.index,
         train_on=snakemake.params.train_on,
         segment_length=snakemake.params.segment_length,
-        out_path=snakemake.output[0],
+        out_path=snakemake.output.scores,
+        postprocess_path=snakemake.output.postprocess,
+        postprocess=snakemake.params.postprocess,
         device=snakemake.params.device,
         crops=snakemake.params.crops,
     )

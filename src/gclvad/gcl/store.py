@@ -23,6 +23,7 @@ from gclvad.gcl.config import from_dict
 from gclvad.gcl.models import Discriminator, Generator, Models, autocast, reconstruction_error
 
 MODELS_FORMAT = "gclvad-gcl-models/1"
+ENSEMBLE_FORMAT = "gclvad-gcl-ensemble/1"  # several runs' networks (gclvad.scorer); same metadata
 WRITTEN_BY = (
     "the workflow's training rules write it (models.pt: the run's last training stage; "
     "G_pretrained.pt and D_pretrained.pt: the pre-training stages), as does gclvad.gcl.store.save_models"
@@ -97,9 +98,10 @@ def save_models(path: Path, models: Models, metadata: dict | None = None, sectio
     )
 
 
-def _read_models_file(path: Path) -> dict:
+def read_models_file(path: Path, formats: tuple[str, ...] = (MODELS_FORMAT,)) -> dict:
+    """The plain contents of a models file of one of `formats`."""
     stored = load_plain_torch(path, f"a GCL models file ({MODELS_FORMAT})", WRITTEN_BY)
-    if stored.get("format") != MODELS_FORMAT:
+    if stored.get("format") not in formats:
         raise ModelsFileError(
             f"{path}: format {stored.get('format')!r}, expected a GCL models file of format {MODELS_FORMAT}; {WRITTEN_BY}"
         )
@@ -107,13 +109,17 @@ def _read_models_file(path: Path) -> dict:
 
 
 def read_models_metadata(path: Path) -> dict:
-    """The metadata stored by `save_models` (empty when none was given)."""
-    return _read_models_file(Path(path)).get("metadata", {})
+    """The metadata stored by `save_models` (empty when none was given), of a run's or an ensemble's file."""
+    return read_models_file(Path(path), (MODELS_FORMAT, ENSEMBLE_FORMAT)).get("metadata", {})
 
 
 def load_models(path: Path, device: str | None = None) -> Models:
     """Rebuild saved models, in eval mode; `device` overrides the device they were trained on."""
-    stored = _read_models_file(Path(path))
+    return models_from_stored(read_models_file(Path(path)), device)
+
+
+def models_from_stored(stored: dict, device: str | None = None) -> Models:
+    """Networks rebuilt from the plain values save_models stores (config, dim, state dicts)."""
     config = from_dict(stored["config"])
     if device is not None:
         config = config.replace(device=device)

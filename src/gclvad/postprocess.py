@@ -1,0 +1,180 @@
+"""Post-processing of anomaly scores beyond the paper: windows to frames, smoothing, normalisation.
+
+None of this is in the paper, whose protocol gives every frame its segment's score; these are
+the building blocks of the settings of issue 10 (its defaults were chosen on the synthetic
+walkway benchmark, `benchmarks/detection.py`, never on a labelled test set):
+
+* `window_frame_scores`: frame scores from windows that may overlap (segment_stride <
+  segment_length): a frame gets the mean score of every window that covers it. With
+  non-overlapping windows this is the paper's protocol exactly.
+* `gaussian_smooth`: a Gaussian filter along time, sigma in frames (0: unchanged); edges are
+  mirrored (half-sample symmetric, like scipy.ndimage's "reflect"), so a video's first and
+  last frames are not pulled towards zero.
+* `reference_ranks` and `rank_normalise`: scores mapped to [0, 1] by where they fall among
+  reference scores (the empirical CDF, ties counted half), so that networks of different
+  seeds, or crops at different positions, speak the same scale before they are averaged.
+  Against a fixed reference (the run's own training-segment scores) a new video's scores
+  keep their meaning, which ranks within the scored set alone would not.
+* `combine_crops`: one segment score from the scores of several crops (mean or max),
+  optionally normalised per crop position against that position's reference scores first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gclvad.errors import GclvadError
+
+CROP_REDUCTIONS = ("mean", "max")
+CROP_NORMALISATIONS = ("none", "rank", "z")
+_TRUNCATE = 4.0  # the kernel reaches this many sigmas each side
+
+
+def window_frame_scores(window_scores, starts, frames: int, window_length: int) -> np.ndarray:
+    """(frames,) float64: each frame's mean over the windows [start, start + window_length) covering it.
+
+    Windows may reach past the last frame (a padded tail); every frame must be covered.
+    """
+    window_scores, starts = np.asarray(window_scores, np.float64), np.asarray(starts, np.int64)
+    if window_scores.ndim != 1 or window_scores.shape != starts.shape:
+        raise GclvadError(
+            f"window scores and starts must be 1-D and of one length, found shapes {window_scores.shape} and {starts.shape}"
+        )
+    if frames < 1 or window_length < 1:
+        raise GclvadError(f"frames and window_length must be >= 1, found {frames} and {window_length}")
+    # Difference arrays: +score at a window's first frame, -score after its last.
+    total, count = np.zeros(frames + 1), np.zeros(frames + 1)
+    first = np.clip(starts, 0, frames)
+    after = np.clip(starts + window_length, 0, frames)
+    np.add.at(total, first, window_scores)
+    np.add.at(total, after, -window_scores)
+    np.add.at(count, first, 1)
+    np.add.at(count, after, -1)
+    total, count = np.cumsum(total)[:frames], np.cumsum(count)[:frames]
+    if (count < 0.5).any():
+        missing = int(np.flatnonzero(count < 0.5)[0])
+        raise GclvadError(
+            f"frame {missing} of {frames} lies in no window (windows of {window_length} frames starting at "
+            f"{starts[:4].tolist()}...); windows must cover every frame"
+        )
+    return total / np.rint(count)
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """Normalised Gaussian weights over [-4 sigma, 4 sigma] (one tap of weight 1 for sigma 0)."""
+    if not sigma >= 0 or not math.isfinite(sigma):
+        raise GclvadError(f"smoothing sigma must be a finite number of frames >= 0, found {sigma}")
+    radius = int(_TRUNCATE * sigma + 0.5)
+    if radius == 0:
+        return np.ones(1)
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    return weights / weights.sum()
+
+
+def gaussian_smooth(scores, sigma: float) -> np.ndarray:
+    """One video's frame scores filtered along time with a Gaussian of `sigma` frames."""
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 1 or scores.size == 0:
+        raise GclvadError(f"scores to smooth must be a non-empty 1-D array, found shape {scores.shape}")
+    kernel = gaussian_kernel(sigma)
+    radius = len(kernel) // 2
+    if radius == 0:
+        return scores.copy()
+    padded = np.pad(scores, radius, mode="symmetric")  # mirrors repeatedly when radius > len
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def reference_ranks(scores, reference) -> np.ndarray:
+    """Where each score falls among `reference`: (#reference below + #equal / 2) / #reference."""
+    reference = np.sort(np.asarray(reference, np.float64).reshape(-1))
+    if reference.size == 0 or not np.isfinite(reference).all():
+        raise GclvadError("reference scores for rank normalisation must be non-empty and finite")
+    scores = np.asarray(scores, np.float64)
+    below = np.searchsorted(reference, scores, side="left")
+    not_above = np.searchsorted(reference, scores, side="right")
+    return (below + not_above) / (2.0 * reference.size)
+
+
+def rank_normalise(scores) -> np.ndarray:
+    """Scores ranked among themselves, in [0, 1] (`reference_ranks` against the scores)."""
+    return reference_ranks(scores, scores)
+
+
+def combine_crops(scores, reference=None, reduce: str = "max", normalise: str = "rank") -> np.ndarray:
+    """(S,) segment scores from (S, C) scores of C crop positions.
+
+    normalise: "none"; "rank": each crop position's `reference_ranks` against column c of
+    `reference` (R, C); "z": (score - mean) / std of that column. reduce: "mean" or "max".
+    """
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 2:
+        raise GclvadError(f"crop scores must be (segments, crops), found shape {scores.shape}")
+    if reduce not in CROP_REDUCTIONS or normalise not in CROP_NORMALISATIONS:
+        raise GclvadError(
+            f"crop combination: reduce must be one of {', '.join(CROP_REDUCTIONS)} and normalise one of "
+            f"{', '.join(CROP_NORMALISATIONS)}; found {reduce!r}, {normalise!r}"
+        )
+    if normalise != "none":
+        reference = np.asarray(reference, np.float64) if reference is not None else None
+        if reference is None or reference.ndim != 2 or reference.shape[1] != scores.shape[1]:
+            found = None if reference is None else reference.shape
+            raise GclvadError(f"crop normalisation needs reference scores (R, {scores.shape[1]}), found {found}")
+        if normalise == "rank":
+            scores = np.stack([reference_ranks(scores[:, c], reference[:, c]) for c in range(scores.shape[1])], 1)
+        else:
+            spread = np.where(reference.std(axis=0) > 0, reference.std(axis=0), 1.0)
+            scores = (scores - reference.mean(axis=0)) / spread
+    return scores.max(axis=1) if reduce == "max" else scores.mean(axis=1)
+
+
+# ---------------------------------------------------------------- a run's post-processing settings
+
+SMOOTHING_UNIT = "frames"
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """How a run's segment scores become the frame scores it delivers, beyond the paper's
+    protocol (whose values are the defaults: nothing beyond it). A run setting: training
+    presets (`postprocess:`) and variant names (`~postprocess.smoothing_sigma=16`) set it;
+    only scoring reads it, so changing it re-runs no training."""
+
+    smoothing_sigma: float = 0.0  # Gaussian smoothing of frame scores along time, sigma in frames; 0: none
+    crop_reduce: str = "mean"  # crops used "each": a segment's score from its crops' (mean: the RTFM family's)
+    crop_normalise: str = "none"  # each crop position's scores against its own training scores first: none|rank|z
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "smoothing_sigma", float(self.smoothing_sigma))
+        gaussian_kernel(self.smoothing_sigma)  # refuses a negative or infinite sigma
+        if self.crop_reduce not in CROP_REDUCTIONS or self.crop_normalise not in CROP_NORMALISATIONS:
+            raise GclvadError(
+                f"postprocess.crop_reduce must be one of {', '.join(CROP_REDUCTIONS)} and postprocess.crop_normalise "
+                f"one of {', '.join(CROP_NORMALISATIONS)}; found {self.crop_reduce!r}, {self.crop_normalise!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Where a run keeps the distribution of its training-segment scores, per crop position: what
+# rank normalisation (of crops, of ensemble members) compares new scores with.
+REFERENCE_KEY = "training_score_reference"
+REFERENCE_LEVELS = 1001  # quantiles 0, 0.001, ..., 1: a rank is then exact to 0.1 %
+
+
+def score_reference(crop_scores) -> dict:
+    """The stored reference of (R, C) training scores: REFERENCE_LEVELS quantiles per crop position."""
+    crop_scores = np.asarray(crop_scores, np.float64)
+    if crop_scores.ndim != 2 or crop_scores.shape[0] == 0 or not np.isfinite(crop_scores).all():
+        raise GclvadError(f"a score reference needs finite (rows, crops) scores, found shape {crop_scores.shape}")
+    levels = np.linspace(0.0, 1.0, REFERENCE_LEVELS)
+    return {"rows": int(crop_scores.shape[0]), "by_crop": np.quantile(crop_scores, levels, axis=0).tolist()}
+
+
+def reference_table(record: dict | None) -> np.ndarray | None:
+    """(REFERENCE_LEVELS, C) reference scores of a stored record (None when there is none)."""
+    return None if record is None else np.asarray(record["by_crop"], np.float64)
