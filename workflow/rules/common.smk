@@ -74,7 +74,7 @@ VIDEO_DATASET = rf"(?!(?:{PUBLISHED_DATASET})$)[A-Za-z0-9_\-]+"
 
 def dataset_extractor(name):
     """The extractor a dataset's runs use by default (a name for published features)."""
-    return config["datasets"][name].get("extractor", "published")
+    return dataset_config(name).get("extractor", "published")
 
 
 def check_config_references():
@@ -388,7 +388,7 @@ def default_run(dataset, **fields):
     values = {
         "dataset": dataset,
         "extractor": dataset_extractor(dataset),
-        "variant": config["datasets"][dataset].get("variant", config["default_variant"]),
+        "variant": dataset_config(dataset).get("variant", config["default_variant"]),
         "seed": config["seed"],
     }
     return values | fields
