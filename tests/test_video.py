@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gclvad.errors import BadVideoError
+from gclvad.errors import BadVideoError, GclvadError
 from gclvad.preprocessing import Preprocessing
 from gclvad.video import iter_frames, iter_segments, padded_tail, probe_video, segment_count
 from videos import (
@@ -205,3 +205,19 @@ def test_frames_are_streamed(tmp_path):
     next(frames)
     with pytest.raises(BadVideoError, match="3.png"):
         next(frames)
+
+
+@pytest.mark.parametrize(("frames", "stride", "starts", "tail"), [(40, 8, [0, 8, 16, 24], 0), (33, 8, [0, 8, 16, 24], 7), (40, 5, [0, 5, 10, 15, 20, 25], 1)])
+def test_overlapping_windows_cover_every_frame_and_pad_the_last(tmp_path, frames, stride, starts, tail):
+    video = make_video(tmp_path / "v.mkv", frames, (24, 32))
+    segments = list(iter_segments(video, NATIVE, segment_length=16, stride=stride))
+    assert [s.first_frame for s in segments] == starts
+    assert segment_count(frames, 16, stride) == len(starts) and padded_tail(frames, 16, stride) == tail
+    assert segments[-1].first_frame + 16 - tail == frames  # the last window reaches the last frame
+    for segment in segments:  # window k holds frames first_frame .. first_frame + 15
+        real = min(16, frames - segment.first_frame)
+        assert segment.real_frames == real
+        indices = list(range(segment.first_frame, segment.first_frame + real)) + [frames - 1] * (16 - real)
+        assert torch.equal(segment.clip, expected_clip(indices))
+    with pytest.raises(GclvadError, match="segment_stride must be between 1 and segment_length"):
+        next(iter_segments(video, NATIVE, segment_length=16, stride=17))

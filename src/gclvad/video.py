@@ -31,6 +31,7 @@ two frames is a valid shorter file: nothing in it shows that it was cut.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -93,14 +94,25 @@ class Segment:
     real_frames: int
 
 
-def segment_count(frames: int, segment_length: int) -> int:
-    """Segments that cover `frames` frames when the tail is padded to a full segment."""
-    return -(-frames // segment_length)
+def segment_count(frames: int, segment_length: int, stride: int | None = None) -> int:
+    """Segments (windows starting every `stride` frames, default segment_length) that cover
+    `frames` frames when the last is padded to a full segment."""
+    stride = stride or segment_length
+    return 1 + -(-max(frames - segment_length, 0) // stride)
 
 
-def padded_tail(frames: int, segment_length: int) -> int:
-    """Repeated frames added to fill the last segment (0 when frames divide evenly)."""
-    return segment_count(frames, segment_length) * segment_length - frames
+def padded_tail(frames: int, segment_length: int, stride: int | None = None) -> int:
+    """Repeated frames added to fill the last segment (0 when the windows end at the last frame)."""
+    stride = stride or segment_length
+    return (segment_count(frames, segment_length, stride) - 1) * stride + segment_length - frames
+
+
+def check_stride(segment_length: int, stride: int | None) -> int:
+    """The stride windows start at (default: segment_length, non-overlapping: the paper's)."""
+    stride = segment_length if stride is None else int(stride)
+    if not 1 <= stride <= segment_length:
+        raise GclvadError(f"segment_stride must be between 1 and segment_length ({segment_length}); got {stride}")
+    return stride
 
 
 def _natural_key(path: Path) -> list:
@@ -317,25 +329,35 @@ def rgb_frame(
     return preprocessing.resize_frame(rgb.to_ndarray(), target) if plain_bilinear else rgb.to_ndarray()
 
 
-def iter_segments(source: Path, preprocessing: Preprocessing, segment_length: int = 16) -> Iterator[Segment]:
-    """Consecutive non-overlapping segments covering every frame.
+def iter_segments(
+    source: Path, preprocessing: Preprocessing, segment_length: int = 16, stride: int | None = None
+) -> Iterator[Segment]:
+    """Segments of `segment_length` frames starting every `stride` frames (default
+    segment_length: consecutive, non-overlapping, the paper's), covering every frame.
 
-    The frames after the last full segment are padded to a full segment by repeating the
-    last frame. A video shorter than one segment raises BadVideoError.
+    The last segment reaching past the video's end is padded to a full segment by repeating
+    the last frame. A video shorter than one segment raises BadVideoError. Memory holds one
+    segment of frames.
     """
     if segment_length < 1:
         raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
-    pending: list[np.ndarray] = []
-    first_frame = 0
+    stride = check_stride(segment_length, stride)
+    pending: deque[np.ndarray] = deque()  # frames first_frame, first_frame + 1, ...
+    first_frame = covered = decoded = 0
     for frame in iter_frames(source, preprocessing):
         pending.append(frame)
+        decoded += 1
         if len(pending) == segment_length:
             yield Segment(preprocessing.normalize(np.stack(pending)), first_frame, segment_length)
-            first_frame += segment_length
-            pending = []
-    if first_frame == 0:
-        raise BadVideoError(source, f"has {len(pending)} frames, fewer than one segment of {segment_length}")
-    if pending:
+            covered, first_frame = first_frame + segment_length, first_frame + stride
+            for _ in range(stride):
+                pending.popleft()
+    if covered == 0:
+        raise BadVideoError(source, f"has {decoded} frames, fewer than one segment of {segment_length}")
+    while covered < decoded:  # the tail: windows padded with the last frame
         real = len(pending)
-        pending.extend([pending[-1]] * (segment_length - real))
-        yield Segment(preprocessing.normalize(np.stack(pending)), first_frame, real)
+        window = [*pending, *[pending[-1]] * (segment_length - real)]
+        yield Segment(preprocessing.normalize(np.stack(window)), first_frame, real)
+        covered, first_frame = first_frame + segment_length, first_frame + stride
+        for _ in range(min(stride, len(pending))):
+            pending.popleft()
