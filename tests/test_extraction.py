@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.extraction import BackgroundIterator, extract_video, extract_videos
+from gclvad.extraction import BackgroundIterator, extract_video
 from gclvad.extractors import RandomWeightsWarning
 from gclvad.extractors.resnext import build_resnext101
 from gclvad.features import read_video_features
@@ -48,7 +48,7 @@ def test_extract_video_writes_rows_and_attributes(extractor, video, tmp_path):
     assert features.shape == (3, extractor.dim) == (3, 128)  # ceil(40 / 16) segments
     assert attrs["frames"] == 40 and attrs["padded_tail"] == 8 and attrs["segment_length"] == 16
     assert attrs["extractor"] == "resnext101" and attrs["weights_sha256"] == "random"
-    assert attrs["weights_random"] is True and attrs["fps"] == pytest.approx(25.0)
+    assert attrs["weights_random"] is True and attrs["fps"] == pytest.approx(25.0) and attrs["precision"] == "fp32"
     assert json.loads(attrs["preprocessing"])["size"] == 112
     assert summary["segments"] == 3 and summary["frames"] == 40
     expected, segments = direct_features(extractor, video)
@@ -65,19 +65,6 @@ def test_float16_storage(extractor, video, tmp_path):
     expected, _ = direct_features(extractor, video)
     assert attrs["fps"] == 10.0
     np.testing.assert_allclose(features, expected, rtol=2e-3, atol=1e-3)
-
-
-def test_extract_videos_skips_existing_outputs(extractor, tmp_path):
-    first = make_h264(tmp_path / "a.mp4", 20, (32, 48), pattern="ramp")
-    second = make_h264(tmp_path / "b.mp4", 33, (32, 48), pattern="ramp")
-    done = tmp_path / "out" / "a.h5"
-    extract_video(extractor, first, done)
-    stamp = done.stat().st_mtime_ns
-    results = extract_videos(extractor, [(first, done), (second, tmp_path / "out" / "b.h5")])
-    assert results[0] == {"path": str(done), "skipped": True}
-    assert results[1]["skipped"] is False and results[1]["segments"] == 3 and results[1]["padded_tail"] == 15
-    assert done.stat().st_mtime_ns == stamp
-    assert read_video_features(tmp_path / "out" / "b.h5")[0].shape == (3, 128)
 
 
 def test_bad_video_raises_and_writes_nothing(extractor, tmp_path):

@@ -152,9 +152,9 @@ def video_state(feature_path: str | Path, source: str | Path, expected: Expected
 def _stamp(path: Path) -> tuple:
     try:
         status = path.stat()
+        return (str(path), status.st_size, newest_mtime_ns(path) if path.is_dir() else status.st_mtime_ns)
     except OSError:
         return (str(path), None)
-    return (str(path), status.st_size, status.st_mtime_ns)
 
 
 def _expected_key(expected: Expected) -> tuple:

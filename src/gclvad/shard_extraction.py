@@ -162,7 +162,8 @@ class _Writer:
         problem = event.problem.removeprefix(f"{job.source}: ")
         if self.on_bad_video == "stop":
             raise BadVideoError(
-                job.source, f"{problem} (set `on_bad_video: skip` to skip such videos and extract the others)"
+                job.source, f"{problem} (to extract the other videos, skip such ones: config `on_bad_video: skip`, or "
+                "`gclvad extract --on-bad-video skip`)"
             )
         write_bad_marker(job.out_path, job.source, problem)
         self.report.bad[job.video] = problem
