@@ -109,3 +109,13 @@ def test_stale_temporaries_are_those_of_the_file_and_its_marker(tmp_path):
     for leftover in leftovers + [tmp_path / ".w.h5.abc.tmp"]:
         leftover.write_bytes(b"")
     assert stale_temporaries(tmp_path / "v.h5") == sorted(leftovers)
+
+
+def test_a_marker_newer_than_a_stale_feature_file_stands(tmp_path):
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"good video")
+    path = feature_file(tmp_path / "v.h5")
+    later(source, 5)  # replaced by a broken copy after extraction
+    write_bad_marker(path, source, "is not a video")
+    later(bad_marker_path(path), 10)
+    assert video_state(path, source, Expected(ATTRS, "float16")).state == BAD

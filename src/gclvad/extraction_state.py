@@ -163,17 +163,20 @@ def _expected_key(expected: Expected) -> tuple:
 
 
 def _video_state(feature_path: Path, source: Path, expected: Expected) -> VideoState:
+    problem = "does not exist"
     if feature_path.is_file():
         problem = _not_older(feature_path, [source, *expected.newer_than]) or _feature_file_problem(
             feature_path, expected
         )
         if not problem:
             return VideoState(DONE)
-        return VideoState(TODO, f"{feature_path} is not current: {problem}")
+        problem = f"is not current: {problem}"
+    # A marker not older than the source stands even beside a stale feature file: the file of
+    # an earlier version of the video, which has since been replaced by a broken one.
     recorded = read_bad_marker(feature_path, source)
     if recorded is not None:
         return VideoState(BAD, recorded)
-    return VideoState(TODO, f"{feature_path} does not exist")
+    return VideoState(TODO, f"{feature_path} {problem}")
 
 
 def stale_temporaries(feature_path: str | Path) -> list[Path]:
