@@ -69,7 +69,9 @@ class CountingExtractor:
 
 def run_shard(extractor, videos, out_dir, decoders=2, batch_size=3, **options):
     with DecoderPool(decoders, max_queued=2 * batch_size) as pool:
-        return extract_shard(extractor, jobs_for(videos, out_dir), pool, batch_size=batch_size, dtype="float32", **options)
+        return extract_shard(
+            extractor, jobs_for(videos, out_dir), pool, batch_size=batch_size, dtype="float32", **options
+        )
 
 
 def test_features_and_attributes_equal_extract_video_bit_for_bit(extractor, videos, tmp_path):
@@ -163,7 +165,9 @@ def test_bad_video_is_skipped_inside_the_shard_and_remembered(extractor, videos,
 def test_bad_video_stops_the_shard_in_stop_mode_keeping_finished_files(extractor, videos, tmp_path):
     broken = make_text_file(tmp_path / "notes.mp4")
     out = tmp_path / "out"
-    with pytest.raises(BadVideoError, match=r"notes\.mp4: is not a video FFmpeg can open.*on_bad_video: skip.*--on-bad-video skip"):
+    with pytest.raises(
+        BadVideoError, match=r"notes\.mp4: is not a video FFmpeg can open.*on_bad_video: skip.*--on-bad-video skip"
+    ):
         run_shard(extractor, [videos[0], broken, videos[1]], out, decoders=1, batch_size=1)
     assert (out / "v0.h5").is_file()  # done before the bad video was reached, and complete
     assert read_video_features(out / "v0.h5")[0].shape == (2, extractor.dim)

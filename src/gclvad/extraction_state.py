@@ -80,7 +80,7 @@ def _same(found, wanted) -> bool:
 
 
 def _feature_file_problem(path: Path, expected: Expected) -> str:
-    """"" when `path` holds what `expected` describes, else what is wrong (one line)."""
+    """ "" when `path` holds what `expected` describes, else what is wrong (one line)."""
     try:
         with h5py.File(path, "r") as source:
             dataset = source.get(FEATURES)
@@ -107,7 +107,7 @@ def _plain(value):
 
 
 def _not_older(path: Path, others: Sequence[Path]) -> str:
-    """"" when `path` is at least as new as each of `others` (which exist), else which is newer."""
+    """ "" when `path` is at least as new as each of `others` (which exist), else which is newer."""
     mtime = path.stat().st_mtime_ns
     for other in others:
         if other.exists() and newest_mtime_ns(other) > mtime:

@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from gclvad.decoders import DecodeTask, DecoderPool, Failed, Finished, Segment
+from gclvad.decoders import DecodeTask, DecoderPool, Failed, Segment
 from gclvad.errors import BadVideoError, GclvadError
 from gclvad.extraction import BackgroundIterator, check_segment_length, extraction_attrs, full_batch
 from gclvad.extraction_state import BAD, DONE, Expected, stale_temporaries, video_state, write_bad_marker
@@ -162,8 +162,9 @@ class _Writer:
         problem = event.problem.removeprefix(f"{job.source}: ")
         if self.on_bad_video == "stop":
             raise BadVideoError(
-                job.source, f"{problem} (to extract the other videos, skip such ones: config `on_bad_video: skip`, or "
-                "`gclvad extract --on-bad-video skip`)"
+                job.source,
+                f"{problem} (to extract the other videos, skip such ones: config `on_bad_video: skip`, or "
+                "`gclvad extract --on-bad-video skip`)",
             )
         write_bad_marker(job.out_path, job.source, problem)
         self.report.bad[job.video] = problem
@@ -219,7 +220,9 @@ def _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report: S
     for index, job in enumerate(jobs):
         for leftover in stale_temporaries(job.out_path):  # of a writer killed mid-write
             leftover.unlink(missing_ok=True)
-        state = video_state(job.out_path, job.source, expected_file(extractor, job, segment_length, dtype, weights_file))
+        state = video_state(
+            job.out_path, job.source, expected_file(extractor, job, segment_length, dtype, weights_file)
+        )
         if state.state == DONE:
             report.kept.append(job.video)
         elif state.state == BAD:
@@ -255,7 +258,9 @@ def _run(extractor, jobs, tasks, pool, writer: _Writer, batch_size: int, report:
                     report.clips += len(batch.owners)
                 for event in batch.events:
                     writer.finish(event)
-                bar.set_postfix_str(f"{report.clips / max(time.perf_counter() - clock, 1e-9):.1f} clips/s", refresh=False)
+                bar.set_postfix_str(
+                    f"{report.clips / max(time.perf_counter() - clock, 1e-9):.1f} clips/s", refresh=False
+                )
         finally:
             cancelled.set()
     left = [jobs[task].video for task in writer.rows]

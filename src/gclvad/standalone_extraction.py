@@ -28,7 +28,11 @@ def _is_frame_folder(folder: Path) -> bool:
 def _folder_videos(folder: Path) -> list[Path]:
     """The video files and frame folders directly inside a folder of videos."""
     entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
-    found = [e for e in entries if (e.is_file() and e.suffix.lower() in VIDEO_SUFFIXES) or (e.is_dir() and _is_frame_folder(e))]
+    found = [
+        e
+        for e in entries
+        if (e.is_file() and e.suffix.lower() in VIDEO_SUFFIXES) or (e.is_dir() and _is_frame_folder(e))
+    ]
     if not found:
         raise GclvadError(
             f"{folder}: is neither a frame folder (images) nor a folder of videos (files ending in "

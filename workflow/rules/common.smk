@@ -176,7 +176,8 @@ def on_cluster():
 
 def check_extraction_device():
     """`device: cuda` on a machine without a usable CUDA GPU stops the workflow before any job
-    runs (with the message the job would give). On a cluster the jobs' nodes are not this one."""
+    runs (with the message the job would give). On a cluster the jobs' nodes are not this one.
+    """
     device = config["device"]
     if not device.startswith("cuda") or on_cluster():
         return
@@ -185,7 +186,9 @@ def check_extraction_device():
         [sys.executable, "-c", probe, device], capture_output=True, text=True
     )
     if result.returncode != 0:
-        problem = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+        problem = (
+            result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+        )
         raise WorkflowError(
             f"config device: {device!r} cannot be used on this machine: {problem}"
         )
@@ -345,7 +348,9 @@ def get_video_features(wildcards):
     files = []
     for video, source, segments in zip(rows["video"], rows["source"], rows["segments"]):
         path = video_feature_file(wildcards, video)
-        state = video_state(path, source, expected_feature_file(wildcards, int(segments)))
+        state = video_state(
+            path, source, expected_feature_file(wildcards, int(segments))
+        )
         if state.state == DONE:
             files.append(path)
     return files
