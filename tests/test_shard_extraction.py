@@ -306,3 +306,10 @@ def test_decoder_count():
     assert decoder_count(3, cpu, 2) == 3
     with pytest.raises(GclvadError, match="decoders must be 'auto' or at least 1"):
         decoder_count(0, cpu, 2)
+
+
+def test_without_a_terminal_progress_goes_to_the_log_as_lines(extractor, videos, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="gclvad.shard_extraction"):
+        run_shard(extractor, videos[:2], tmp_path / "out")
+    meters = [r.getMessage() for r in caplog.records if r.getMessage().startswith("extract resnext101:")]
+    assert meters and "2/2" in meters[-1] and "clips/s" in meters[-1] and "\r" not in meters[-1]

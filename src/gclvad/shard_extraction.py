@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 ON_BAD_VIDEO = ("stop", "skip")
 _STAGED_BATCHES = 2  # batches gathered ahead of the network
+PROGRESS_LOG_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -171,11 +172,27 @@ class _Writer:
         log.warning("%s: skipped, %s", job.source, problem)
 
 
+class _LogLines:
+    """A file for tqdm that logs each meter it draws as one line (for job logs, not terminals)."""
+
+    def write(self, text: str) -> None:
+        line = text.strip("\r\n ")
+        if line:
+            log.info("%s", line)
+
+    def flush(self) -> None:
+        pass
+
+
 def _progress(total: int, done: int, name: str, show: bool | None):
+    """tqdm over videos: a live bar on a terminal (or with show=True); without one (show=None,
+    e.g. a cluster job's log), one log line every PROGRESS_LOG_S seconds and one at the end."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, desc=f"extract {name}", unit="video", file=sys.stderr,
-                disable=(not sys.stderr.isatty()) if show is None else not show, mininterval=1.0)  # fmt: skip
+    options = dict(total=total, initial=done, desc=f"extract {name}", unit="video")
+    if show or (show is None and sys.stderr.isatty()):
+        return tqdm(file=sys.stderr, mininterval=1.0, **options)
+    return tqdm(file=_LogLines(), mininterval=PROGRESS_LOG_S, ascii=True, ncols=100, disable=show is False, **options)
 
 
 def extract_shard(
@@ -193,7 +210,7 @@ def extract_shard(
     """Write the per-video feature file of every job that has no complete, current one.
 
     `pool` must be started before the extractor was built (see gclvad.decoders). Progress:
-    one tqdm line (videos done / total, clips/s, ETA) on stderr; None shows it on a terminal.
+    one tqdm line (videos done / total, clips/s, ETA): see `_progress`; False shows none.
     """
     check_segment_length(extractor, segment_length)
     if batch_size < 1:
