@@ -210,7 +210,9 @@ def bench_rss(args, root: Path, manifest: Path, weights: dict, many: dict) -> No
     small = make_videos(root / "videos4", 4, args.segments)
     for name in args.extractors:
         few = extraction_run(REPO, root / f"wf-{name}-rss4", small, name, weights[name], {})
-        big = many[(name, "shards")]
+        big = many.get((name, "shards")) or extraction_run(
+            REPO, root / f"wf-{name}-rss", manifest, name, weights[name], {}
+        )
         print(
             f"  {name:11s} {args.videos} videos: RSS {big['max_rss']:.0f}, PSS {big['max_pss']:.0f};   "
             f"4 videos: RSS {few['max_rss']:.0f}, PSS {few['max_pss']:.0f}   (load {few['load']})",
@@ -311,10 +313,9 @@ def main() -> None:
             for name in args.extractors:
                 rates[name] = model_rate(name, weights[name])
                 print(f"  {name} {PRECISION[name]}: {rates[name]:.2f}  load {load()}", flush=True)
-        if "workflow" in sections:
-            many = bench_workflow(args, root, manifest, baseline, weights, rates)
-            if "rss" in sections:
-                bench_rss(args, root, manifest, weights, many)
+        many = bench_workflow(args, root, manifest, baseline, weights, rates) if "workflow" in sections else {}
+        if "rss" in sections:
+            bench_rss(args, root, manifest, weights, many)
         if "decode" in sections:
             bench_decode(manifest)
         if "bits" in sections:
