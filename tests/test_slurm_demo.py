@@ -64,12 +64,12 @@ def ctld_submissions(cluster: SlurmCluster) -> set[str]:
 
 
 def rules_run_in(slurm_log: Path) -> list[str]:
-    """Rules the Snakemake inside one SLURM job ran, one entry per job."""
-    return re.findall(r"^rule (\w+):$", slurm_log.read_text(), flags=re.MULTILINE)
+    """Rules (checkpoints included) the Snakemake inside one SLURM job ran, one entry per job."""
+    return re.findall(r"^(?:rule|checkpoint) (\w+):$", slurm_log.read_text(), flags=re.MULTILINE)
 
 
 def rules_run_locally(snakemake_output: str) -> list[str]:
-    return re.findall(r"^localrule (\w+):$", snakemake_output, flags=re.MULTILINE)
+    return re.findall(r"^local(?:rule|checkpoint) (\w+):$", snakemake_output, flags=re.MULTILINE)
 
 
 def h5_contents(path: Path) -> dict[str, object]:
