@@ -48,7 +48,7 @@ def test_extract_video_writes_rows_and_attributes(extractor, video, tmp_path):
     assert features.shape == (3, extractor.dim) == (3, 128)  # ceil(40 / 16) segments
     assert attrs["frames"] == 40 and attrs["padded_tail"] == 8 and attrs["segment_length"] == 16
     assert attrs["extractor"] == "resnext101" and attrs["weights_sha256"] == "random"
-    assert attrs["weights_random"] is True and attrs["fps"] == pytest.approx(25.0)
+    assert attrs["weights_random"] is True and attrs["fps"] == pytest.approx(25.0) and attrs["precision"] == "fp32"
     assert json.loads(attrs["preprocessing"])["size"] == 112
     assert summary["segments"] == 3 and summary["frames"] == 40
     expected, segments = direct_features(extractor, video)

@@ -1,14 +1,13 @@
 """Runs a small workflow through profiles/slurm on a real single-node SLURM cluster.
 
-The workflow mirrors the project's shape: per-video `extract_features` jobs that
-declare `gpu=1` (grouped by the profile) and an aggregation rule. Checks that
-SLURM, not the local machine, ran every job, that the groups became fewer
-submissions than jobs, each holding the node's GPU GRES, that job state is read
-without an accounting database (squeue), and that the outputs equal a local run
-with profiles/default.
+The workflow mirrors the project's shape: `extract_shard` jobs, each handling several videos
+and declaring `gpu=1`, then merge and cleaning rules that the profile groups into one job.
+Checks that SLURM, not the local machine, ran every job, that each shard job got the node's
+GPU GRES and the other jobs none, that the group became one submission, that job state is
+read without an accounting database (squeue), and that the outputs equal a local run with
+profiles/default.
 """
 
-import math
 import re
 import textwrap
 from pathlib import Path
@@ -30,44 +29,51 @@ slurm_test_cluster = slurm_cluster.slurm_test_cluster
 pytestmark = pytest.mark.slurm
 
 VIDEO_COUNT = 6
-# Smaller than the profile's 50 so that the 6 videos need more than one group.
-GROUP_SIZE = 3
+VIDEOS_PER_SHARD = 2
+SHARD_COUNT = VIDEO_COUNT // VIDEOS_PER_SHARD
 RUN_TIMEOUT_S = 240
+# The profile gives a shard job 8 CPUs (GPU nodes); the test node has 2.
+FIT_THE_NODE = ["--set-threads", "extract_shard=2"]
 
-# Each feature file is a number computed from the video's input file; each job
-# also records where it ran, in a separate file that is not compared.
+# Each feature file is a number computed from the video's input file; each job also records
+# where it ran, in a separate file that is not compared.
 WORKFLOW = textwrap.dedent(
-    """\
-    VIDEOS = [f"video{i}" for i in range(%d)]
+    r"""
+    VIDEOS = [f"video{i}" for i in range(VIDEO_COUNT)]
+    SHARDS = [VIDEOS[i : i + VIDEOS_PER_SHARD] for i in range(0, len(VIDEOS), VIDEOS_PER_SHARD)]
+    WHERE = 'printf "job=%s\\ngpus_on_node=%s\\ncuda=%s\\n" "${{SLURM_JOB_ID:-}}" "${{SLURM_GPUS_ON_NODE:-}}" "${{CUDA_VISIBLE_DEVICES:-}}"'
 
     rule all:
         input: "summary.txt"
         localrule: True
 
-    rule extract_features:
-        input: "videos/{video}.txt"
-        output:
-            features="features/{video}.txt",
-            provenance="provenance/{video}.txt",
+    rule extract_shard:
+        input: lambda wildcards: [f"videos/{v}.txt" for v in SHARDS[int(wildcards.shard)]]
+        output: "shards/{shard}.txt"
+        params: videos=lambda wildcards: SHARDS[int(wildcards.shard)]
         resources:
             gpu=1,
         shell:
-            "awk '{{s += $1 * $1}} END {{print s}}' {input} > {output.features}; "
-            "printf 'job=%%s\\\\ngpus_on_node=%%s\\\\ncuda=%%s\\\\n' "
-            "\\"${{SLURM_JOB_ID:-}}\\" \\"${{SLURM_GPUS_ON_NODE:-}}\\" "
-            "\\"${{CUDA_VISIBLE_DEVICES:-}}\\" > {output.provenance}"
+            "mkdir -p features provenance; "
+            "for v in {params.videos}; do awk '{{s += $1 * $1}} END {{print s}}' videos/$v.txt > features/$v.txt; done; "
+            + WHERE + " > provenance/shard{wildcards.shard}.txt; echo {params.videos} > {output}"
 
-    rule aggregate:
-        input: expand("features/{video}.txt", video=VIDEOS)
+    rule merge_features:
+        input: expand("shards/{shard}.txt", shard=range(len(SHARDS)))
+        output:
+            merged="merged.txt",
+            provenance="provenance/merge.txt",
+        params: features=[f"features/{v}.txt" for v in VIDEOS]
+        shell: "cat {params.features} > {output.merged}; " + WHERE + " > {output.provenance}"
+
+    rule clean_features:
+        input: "merged.txt"
         output:
             summary="summary.txt",
-            provenance="provenance/aggregate.txt",
-        shell:
-            "paste -d ' ' {input} > {output.summary}; "
-            "printf 'job=%%s\\\\n' \\"${{SLURM_JOB_ID:-}}\\" > {output.provenance}"
+            provenance="provenance/clean.txt",
+        shell: "paste -s -d ' ' {input} > {output.summary}; " + WHERE + " > {output.provenance}"
     """
-    % VIDEO_COUNT
-)
+).replace("VIDEO_COUNT", str(VIDEO_COUNT)).replace("VIDEOS_PER_SHARD", str(VIDEOS_PER_SHARD))
 
 FAILING_WORKFLOW = textwrap.dedent(
     """\
@@ -113,58 +119,49 @@ def _submitted_job_ids(cluster: SlurmCluster) -> list[str]:
     return re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", cluster.log("slurmctld"))
 
 
-def test_grouped_gpu_workflow_runs_on_slurm_like_locally(slurm_test_cluster, tmp_path):
+def test_shard_jobs_get_a_gpu_each_and_the_rest_runs_grouped_like_locally(slurm_test_cluster, tmp_path):
     cluster = slurm_test_cluster
     already_submitted = set(_submitted_job_ids(cluster))
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     _write_workflow(on_slurm)
     _write_workflow(local)
 
-    slurm_run = run_snakemake_on_slurm(
-        cluster, on_slurm, ["all"], ["--group-components", f"extract={GROUP_SIZE}"],
-        timeout=RUN_TIMEOUT_S,
-    )
+    slurm_run = run_snakemake_on_slurm(cluster, on_slurm, ["all"], FIT_THE_NODE, timeout=RUN_TIMEOUT_S)
     assert slurm_run.returncode == 0, _explain(slurm_run, cluster)
 
-    # Every extraction ran inside a SLURM job that held the node's one GPU GRES.
-    extraction = {
-        index: _provenance(on_slurm / "provenance" / f"video{index}.txt")
-        for index in range(VIDEO_COUNT)
-    }
-    for index, record in extraction.items():
-        assert record["job"].isdigit(), f"video{index} did not run in a SLURM job: {record}"
-        assert record["gpus_on_node"] == "1", f"video{index} got no GPU GRES: {record}"
-        assert record["cuda"] == "0", f"video{index}: no CUDA_VISIBLE_DEVICES: {record}"
+    # Every shard ran as its own SLURM job, which held the node's one GPU GRES.
+    shards = {shard: _provenance(on_slurm / "provenance" / f"shard{shard}.txt") for shard in range(SHARD_COUNT)}
+    for shard, record in shards.items():
+        assert record["job"].isdigit(), f"shard {shard} did not run in a SLURM job: {record}"
+        assert record["gpus_on_node"] == "1", f"shard {shard} got no GPU GRES: {record}"
+        assert record["cuda"] == "0", f"shard {shard}: no CUDA_VISIBLE_DEVICES: {record}"
+    shard_jobs = {record["job"] for record in shards.values()}
+    assert len(shard_jobs) == SHARD_COUNT
 
-    # Grouping: 6 jobs became ceil(6/3) submissions of 3 videos each.
-    members_per_job: dict[str, int] = {}
-    for record in extraction.values():
-        members_per_job[record["job"]] = members_per_job.get(record["job"], 0) + 1
-    assert len(members_per_job) == math.ceil(VIDEO_COUNT / GROUP_SIZE)
-    assert sorted(members_per_job.values()) == [GROUP_SIZE] * len(members_per_job)
+    # Merge and cleaning: the profile's group `features`, one SLURM job without a GPU.
+    merge, clean = (_provenance(on_slurm / "provenance" / f"{name}.txt") for name in ("merge", "clean"))
+    assert merge["job"].isdigit() and merge["job"] == clean["job"] and merge["job"] not in shard_jobs
+    assert clean["gpus_on_node"] == ""
 
-    aggregate_job = _provenance(on_slurm / "provenance" / "aggregate.txt")["job"]
-    assert aggregate_job.isdigit() and aggregate_job not in members_per_job
-
-    # slurmctld saw exactly these submissions, finished them, and gave only the
-    # extraction groups a GPU.
+    # slurmctld saw exactly these submissions and finished them; only the shards hold a GPU.
     submitted = set(_submitted_job_ids(cluster)) - already_submitted
-    assert submitted == set(members_per_job) | {aggregate_job}
-    assert len(submitted) < VIDEO_COUNT + 1
-    for job_id in members_per_job:
+    assert submitted == shard_jobs | {merge["job"]}
+    for job_id in shard_jobs:
         record = cluster.job_record(job_id)
         assert record["JobState"] == "COMPLETED", record
         assert "gpu:1" in record.get("TresPerJob", ""), record
-        assert record["Comment"] == "rule_extract_extract_features", record
-    aggregate_record = cluster.job_record(aggregate_job)
-    assert aggregate_record["JobState"] == "COMPLETED", aggregate_record
-    assert "gpu" not in aggregate_record.get("TresPerJob", ""), aggregate_record
+        assert record["Comment"].startswith("rule_extract_shard"), record
+    group_record = cluster.job_record(merge["job"])
+    assert group_record["JobState"] == "COMPLETED", group_record
+    assert "gpu" not in group_record.get("TresPerJob", ""), group_record
+    comment = group_record["Comment"]  # rule_<group>_<its rules>
+    assert comment.startswith("rule_features_") and "merge_features" in comment and "clean_features" in comment
     # Status came from squeue: the plugin never fell back to sacct.
     assert "Falling back to 'sacct'" not in slurm_run.stdout
 
     local_run = run_snakemake_locally(local, ["all"], timeout=RUN_TIMEOUT_S)
     assert local_run.returncode == 0, local_run.stdout[-6000:]
-    assert _provenance(local / "provenance" / "video0.txt")["job"] == ""
+    assert _provenance(local / "provenance" / "shard0.txt")["job"] == ""
 
     slurm_outputs = _outputs(on_slurm)
     assert slurm_outputs == _outputs(local)

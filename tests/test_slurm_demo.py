@@ -37,12 +37,13 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 VIDEOS_TARGET = "results/demo/videos/videos.csv"
 AUC_TARGET = "results/demo/auc.json"
 RUNS = ("GCL_PT", "AE_AllData")  # the default run and the baseline its plots show
-DEMO_VIDEOS = 7  # tiny_config: 4 train + 3 test
 # Hard limit on both Snakemake runs together; a run still going then is killed.
 RUNS_BUDGET_S = 540
 # tiny_config's test split: 3 videos of 48 frames.
 SCORED_VIDEOS, SCORED_FRAMES = 3, 144
 
+# The profile gives a shard job 8 CPUs (GPU nodes); the test node has 2.
+FIT_THE_NODE = ["--set-threads", "extract_shard=2"]
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
@@ -63,12 +64,12 @@ def ctld_submissions(cluster: SlurmCluster) -> set[str]:
 
 
 def rules_run_in(slurm_log: Path) -> list[str]:
-    """Rules the Snakemake inside one SLURM job ran, one entry per job."""
-    return re.findall(r"^rule (\w+):$", slurm_log.read_text(), flags=re.MULTILINE)
+    """Rules (checkpoints included) the Snakemake inside one SLURM job ran, one entry per job."""
+    return re.findall(r"^(?:rule|checkpoint) (\w+):$", slurm_log.read_text(), flags=re.MULTILINE)
 
 
 def rules_run_locally(snakemake_output: str) -> list[str]:
-    return re.findall(r"^localrule (\w+):$", snakemake_output, flags=re.MULTILINE)
+    return re.findall(r"^local(?:rule|checkpoint) (\w+):$", snakemake_output, flags=re.MULTILINE)
 
 
 def h5_contents(path: Path) -> dict[str, object]:
@@ -144,7 +145,7 @@ def test_demo_on_slurm_matches_local_run(slurm_test_cluster, tmp_path):  # noqa:
     local_run.start()
     try:
         slurm_run = run_snakemake_on_slurm(
-            cluster, on_slurm, [AUC_TARGET], timeout=deadline - time.monotonic()
+            cluster, on_slurm, [AUC_TARGET], FIT_THE_NODE, timeout=deadline - time.monotonic()
         )
     finally:
         local_run.join(timeout=max(1.0, deadline - time.monotonic() + 30))
@@ -185,11 +186,10 @@ def test_demo_on_slurm_matches_local_run(slurm_test_cluster, tmp_path):  # noqa:
     assert ran_on_slurm == sorted(rules_run_locally(local_output) + ["generate_demo"])
     assert "SLURM jobid" not in local_output
 
-    # Grouping: the 7 extractions went to fewer SLURM jobs than videos (here one), and
-    # grouped rules made fewer submissions than jobs overall.
-    extraction_jobs = {job_id for job_id, rules in rules_per_job.items() if "extract_features" in rules}
-    assert ran_on_slurm.count("extract_features") == DEMO_VIDEOS
-    assert 1 <= len(extraction_jobs) < DEMO_VIDEOS
-    assert all(set(rules_per_job[job_id]) == {"extract_features"} for job_id in extraction_jobs)
+    # Extraction: the 7 videos in one shard job (videos_per_job auto: 100 on a cluster), a
+    # SLURM job of its own; grouped rules made fewer submissions than jobs overall.
+    extraction_jobs = {job_id for job_id, rules in rules_per_job.items() if "extract_shard" in rules}
+    assert ran_on_slurm.count("extract_shard") == 1 and len(extraction_jobs) == 1
+    assert all(rules_per_job[job_id] == ["extract_shard"] for job_id in extraction_jobs)
     assert len(jobs) < len(ran_on_slurm)
 

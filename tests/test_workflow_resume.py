@@ -92,7 +92,8 @@ def kill_during_extraction(workdir: Path) -> dict:
     merged_before_kill = (workdir / MERGED_FEATURES).exists()
     run.kill()
     incomplete = incomplete_markers(workdir)
-    # Feature files of extraction jobs that had finished: those without an incomplete mark.
+    # Per-video files written before the kill (by the shard job, which is marked incomplete;
+    # the files themselves are complete: each appears only once written).
     finished = [p for p in video_feature_files(workdir) if p.relative_to(workdir) not in incomplete]
     return {
         "second": second,
@@ -179,17 +180,21 @@ def test_kill_during_extraction_left_a_partial_set_of_features(resumed):
     assert not extraction["merged_before_kill"]
     assert 2 <= len(extraction["files"]) < 7
     assert extraction["finished"], "no extraction job had finished"
-    # The killed job's output is marked incomplete, so that the re-run does it again. (Its
-    # file is written under a temporary name and renamed at the end, so it may not exist.)
-    all_videos = [f"{split}_{i:03d}" for split, n in (("train", 4), ("test", 3)) for i in range(n)]
-    assert set(extraction["incomplete"]) <= {VIDEO_FEATURES / f"{v}.h5" for v in all_videos}
-    assert len(extraction["incomplete"]) == 1, extraction["incomplete"]
+    # One shard job extracts every video; its output, the shard's manifest, is marked
+    # incomplete, so that the re-run does the shard again. The per-video files it had written
+    # are complete (written under a temporary name, renamed when done) and kept.
+    assert extraction["incomplete"] == [VIDEO_FEATURES / "shards" / "0.json"], extraction["incomplete"]
 
 
-def test_resume_keeps_finished_extractions(resumed):
+def test_resume_keeps_finished_extractions(resumed, uninterrupted):
     workdir, kills, _ = resumed
     for video, mtime in kills["extraction"]["finished"].items():
         assert (workdir / VIDEO_FEATURES / f"{video}.h5").stat().st_mtime_ns == mtime, video
+    # Exactly the files of the uninterrupted run: no temporary file of the killed writer left.
+    names = sorted(p.name for p in (workdir / VIDEO_FEATURES).iterdir())
+    assert names == sorted(p.name for p in (uninterrupted / VIDEO_FEATURES).iterdir())
+    manifest = VIDEO_FEATURES / "shards" / "0.json"
+    assert (workdir / manifest).read_text() == (uninterrupted / manifest).read_text()
 
 
 def test_training_resumed_from_its_checkpoint(resumed):

@@ -36,6 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     score.add_argument("--batch-size", type=int, help="clips per extractor call (default: the run's)")
 
+    extract = commands.add_parser(
+        "extract",
+        help="extract features of videos (no training)",
+        description="Write one HDF5 feature file per video (<out>/<id>.h5, id = file stem or folder name), "
+        "with parallel decoder processes and one network; files already complete are kept, so a "
+        "killed run resumes.",
+    )
+    extract.add_argument("videos", type=Path, nargs="+", help="video files, frame folders, or folders of videos")
+    extract.add_argument("-o", "--out", type=Path, required=True, help="folder for the feature files")
+    extract.add_argument("--extractor", required=True, help="resnext101, i3d, r3d_18, ... (config/README.md)")
+    extract.add_argument("--weights", help="weights file, or 'random' (untrained); default for i3d: 'package'")
+    extract.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    extract.add_argument("--decoders", default="auto", help="decoder processes (default: one per core on a GPU, 1 on the CPU)")
+    extract.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default: 4)")
+    extract.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    extract.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="storage type")
+    extract.add_argument("--segment-length", type=int, default=16, help="frames per segment (default: 16)")
+    extract.add_argument("--on-bad-video", choices=["stop", "skip"], default="stop")
+
     demo = commands.add_parser("demo-data", help="write the synthetic demo dataset")
     demo.add_argument("out", type=Path)
     demo.add_argument("--seed", type=int, default=0)
@@ -68,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             for path in written:
                 print(path)
+        elif args.command == "extract":
+            from gclvad.standalone_extraction import extract_to_folder
+
+            report = extract_to_folder(
+                args.videos, args.out, extractor=args.extractor, weights=args.weights, device=args.device,
+                decoders=args.decoders, batch_size=args.batch_size, precision=args.precision, dtype=args.dtype,
+                segment_length=args.segment_length, on_bad_video=args.on_bad_video,
+            )  # fmt: skip
+            print(f"{len(report.written)} written, {len(report.kept)} kept, {len(report.bad)} bad -> {args.out}")
         elif args.command == "demo-data":
             from gclvad.datasets.demo import generate_demo
 

@@ -4,6 +4,12 @@ Decoding runs in a background thread that fills a small bounded queue while the 
 computes, so the (usually slower) network never waits for frames and memory holds only a few
 segments, however long the video. The feature file appears only when complete, so a killed
 run leaves nothing that a resumed run would take for finished.
+
+Every forward pass holds exactly `batch_size` clips: a short last batch is filled up with
+copies of its last clip, whose rows are dropped. On CPU (oneDNN) and GPU (cuDNN) the kernels
+chosen, and so the rounding, depend on the batch size but not on what the other clips are, so
+a segment's features then depend only on the segment, never on which clips shared its batch
+(`gclvad.shard_extraction` batches clips of several videos together and writes the same bits).
 """
 
 from __future__ import annotations
@@ -103,6 +109,34 @@ def _batches(items: Iterable, batch_size: int) -> Iterator[list]:
         yield batch
 
 
+def full_batch(clips: list[torch.Tensor], batch_size: int) -> list[torch.Tensor]:
+    """`clips` filled up to `batch_size` with copies of the last one (see the module docstring)."""
+    return clips + [clips[-1]] * (batch_size - len(clips))
+
+
+def run_batch(extractor: Extractor, clips: list[torch.Tensor], batch_size: int) -> np.ndarray:
+    """Features (len(clips), dim) of up to `batch_size` clips, from one forward pass of exactly `batch_size`."""
+    return extractor.extract(torch.stack(full_batch(clips, batch_size)))[: len(clips)].numpy()
+
+
+def extraction_attrs(
+    extractor: Extractor, segment_length: int, frames: int, fps: float, padded_tail: int, extra: dict | None = None
+) -> dict:
+    """The attributes of a per-video feature file: what produced the features and what they cover."""
+    return {
+        "extractor": extractor.name,
+        "weights_sha256": extractor.weights_sha256,
+        "weights_random": bool(extractor.weights_random),
+        "precision": extractor.precision,
+        "segment_length": int(segment_length),
+        "frames": int(frames),
+        "fps": float(fps),
+        "preprocessing": extractor.preprocessing.describe(),
+        "padded_tail": int(padded_tail),
+        **(extra or {}),
+    }
+
+
 def check_segment_length(extractor: Extractor, segment_length: int) -> None:
     required = getattr(extractor, "required_frames", None)
     if segment_length < 1:
@@ -130,8 +164,7 @@ def compute_features(
     decoding = functools.partial(iter_segments, source, extractor.preprocessing, segment_length)
     with BackgroundIterator(decoding, max_queued=2 * batch_size) as segments:
         for batch in _batches(segments, batch_size):
-            clips = torch.stack([segment.clip for segment in batch])
-            rows.append(extractor.extract(clips).numpy())
+            rows.append(run_batch(extractor, [segment.clip for segment in batch], batch_size))
             frames += sum(segment.real_frames for segment in batch)
             last_real = batch[-1].real_frames
     if not rows:
@@ -180,17 +213,7 @@ def extract_video(
     features, frames, padded_tail = compute_features(extractor, source, segment_length, batch_size)
     if fps is None:
         fps = header_fps(source)
-    attrs = {
-        "extractor": extractor.name,
-        "weights_sha256": extractor.weights_sha256,
-        "weights_random": bool(extractor.weights_random),
-        "segment_length": int(segment_length),
-        "frames": int(frames),
-        "fps": float(fps),
-        "preprocessing": extractor.preprocessing.describe(),
-        "padded_tail": int(padded_tail),
-        **(extra_attrs or {}),
-    }
+    attrs = extraction_attrs(extractor, segment_length, frames, fps, padded_tail, extra_attrs)
     write_video_features(out_path, features, attrs, dtype)
     seconds = time.perf_counter() - started
     log.info(

@@ -67,23 +67,39 @@ def index_dataset(*, spec: Mapping, segment_length: int, on_bad_video: str, out_
 
 
 def extract_video_features(
-    *, source: str | Path, out_path: str | Path, extractor: Mapping, segment_length: int, device: str
+    *,
+    videos: Sequence[Mapping],
+    manifest_path: str | Path,
+    extractor: Mapping,
+    segment_length: int,
+    device: str,
+    decoders: int | str = "auto",
+    threads: int | None = None,
+    on_bad_video: str = "stop",
 ) -> None:
-    """Run one extractor over one video and store its per-segment features."""
-    from gclvad.extraction import extract_video
-    from gclvad.extractors import build_extractor
+    """Extract a shard of videos ({video, source, out_path, segments} each) in this one process:
+    parallel decoders, one network, each per-video feature file written as soon as its video is
+    done (videos whose file is already current are kept); then the shard's manifest."""
+    from gclvad.shard_extraction import VideoJob, extract_videos
 
-    model = build_extractor(
-        extractor["name"], extractor["weights"], device=device, precision=extractor.get("precision", "fp32")
-    )
-    extract_video(
-        model,
-        Path(source),
-        Path(out_path),
+    jobs = [
+        VideoJob(video["video"], Path(video["source"]), Path(video["out_path"]), video.get("segments"))
+        for video in videos
+    ]
+    report = extract_videos(
+        jobs,
+        extractor=extractor["name"],
+        weights=extractor["weights"],
+        precision=extractor.get("precision", "fp32"),
+        device=device,
         segment_length=segment_length,
         batch_size=extractor.get("batch_size", 4),
         dtype=extractor.get("dtype", "float16"),
+        decoders=decoders,
+        threads=threads,
+        on_bad_video=on_bad_video,
     )
+    write_json_atomic(manifest_path, report.manifest(jobs))
 
 
 def merge_features(*, parts: Sequence[str | Path], out_path: str | Path) -> None:

@@ -219,12 +219,59 @@ def segment_index(dataset):
     return pd.read_csv(path, sep="\t", dtype={"video": str}, keep_default_na=False)
 
 
-def get_video_source(wildcards):
-    table = segment_index(wildcards.dataset).set_index("video")
-    return table.loc[wildcards.video, "source"]
-
 
 # ---------------------------------------------------------------- extraction
+# One shard job extracts many videos in one process (gclvad.shard_extraction); its output is
+# a small manifest, while the per-video feature files it writes are what merge_features reads.
+# Which videos still need extracting is decided here from the files themselves
+# (gclvad.extraction_state), so that only settings that change features re-extract, and
+# changing videos_per_job, decoders or batch_size re-runs nothing.
+import subprocess
+import sys
+import time
+
+from gclvad.extraction_state import DONE, TODO, Expected, video_state
+from gclvad.weights import RANDOM_WEIGHTS
+
+SHARD_MANIFEST = f"{FEATURES}/shards/{{shard}}.json"
+# videos_per_job "auto": one job for all videos of a dataset when jobs run on this machine;
+# on a cluster one job per this many videos, each with one GPU (at ~1,000 clips/s a shard of
+# 100 UCF-Crime videos, ~45,000 clips, is a job of about a minute of GPU time).
+CLUSTER_VIDEOS_PER_JOB = 100
+SHARDS_STARTED_NS = time.time_ns()
+
+
+def extraction_setting(key):
+    defaults = {"videos_per_job": "auto", "decoders": "auto"}
+    return config.get("extraction", {}).get(key, defaults[key])
+
+
+def on_cluster():
+    """True when jobs are submitted to a cluster (also inside such a job)."""
+    return workflow.non_local_exec or workflow.remote_exec
+
+
+def check_extraction_device():
+    """`device: cuda` on a machine without a usable CUDA GPU stops the workflow before any job
+    runs (with the message the job would give). On a cluster the jobs' nodes are not this one.
+    """
+    device = config["device"]
+    if not device.startswith("cuda") or on_cluster():
+        return
+    probe = "import sys; from gclvad.device import resolve_device; resolve_device(sys.argv[1])"
+    result = subprocess.run(
+        [sys.executable, "-c", probe, device], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        problem = (
+            result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+        )
+        raise WorkflowError(
+            f"config device: {device!r} cannot be used on this machine: {problem}"
+        )
+
+
+check_extraction_device()
 
 
 def extractor_config(name):
@@ -262,14 +309,128 @@ def extraction_gpus(wildcards):
     return int(device == "auto" and shutil.which("nvidia-smi") is not None)
 
 
+def extraction_threads(wildcards):
+    """All cores of a local run (the shard job is the only extraction job); on a cluster the
+    profile's set-threads says how many a shard job gets."""
+    try:
+        return workflow.cores
+    except WorkflowError:  # no --cores: cluster execution
+        return 2
+
+
+def usable_index_rows(dataset):
+    table = segment_index(dataset)
+    return table[table["status"].isin(["ok", "truncated"])]
+
+
+def shard_partition(dataset):
+    """The dataset's usable videos (index rows, in index order) in shards of videos_per_job."""
+    rows = [row for _, row in usable_index_rows(dataset).iterrows()]
+    size = extraction_setting("videos_per_job")
+    if size == "auto":
+        size = CLUSTER_VIDEOS_PER_JOB if on_cluster() else max(1, len(rows))
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def video_feature_file(wildcards, video):
+    return filled(f"{FEATURES}/{{video}}.h5", video=video, **wildcards)
+
+
+def shard_rows(wildcards):
+    partition = shard_partition(wildcards.dataset)
+    shard = int(wildcards.shard)
+    if shard >= len(partition):
+        raise WorkflowError(
+            f"{filled(SHARD_MANIFEST, **wildcards)}: dataset '{wildcards.dataset}' has "
+            f"{len(partition)} shard(s) of extraction.videos_per_job videos, numbered from 0"
+        )
+    return partition[shard]
+
+
+def get_shard_videos(wildcards):
+    """What the shard job extracts: video id, source, feature file and segment count."""
+    return [
+        {
+            "video": row["video"],
+            "source": row["source"],
+            "out_path": video_feature_file(wildcards, row["video"]),
+            "segments": int(row["segments"]),
+        }
+        for row in shard_rows(wildcards)
+    ]
+
+
+def get_shard_sources(wildcards):
+    return [row["source"] for row in shard_rows(wildcards)]
+
+
+def expected_feature_file(wildcards, segments):
+    """What a current per-video feature file holds (gclvad.extraction_state); the shard job
+    also checks the weights' sha256 and the preprocessing, which this process cannot."""
+    settings = extractor_config(wildcards.extractor)
+    weights = settings["weights"]
+    attrs = {
+        "extractor": wildcards.extractor,
+        "weights_random": weights == RANDOM_WEIGHTS,
+        "precision": settings.get("precision", "fp32"),
+        "segment_length": config["segment_length"],
+    }
+    if weights == RANDOM_WEIGHTS:
+        attrs["weights_sha256"] = RANDOM_WEIGHTS
+    newer_than = () if is_marker(weights) else (Path(weights),)
+    return Expected(attrs, settings.get("dtype", "float16"), segments, newer_than)
+
+
+def todo_shards(wildcards):
+    """Shard numbers with a video that has neither a current feature file nor a bad-video marker."""
+    todo = set()
+    for shard, rows in enumerate(shard_partition(wildcards.dataset)):
+        for row in rows:
+            path = video_feature_file(wildcards, row["video"])
+            expected = expected_feature_file(wildcards, int(row["segments"]))
+            if video_state(path, row["source"], expected).state == TODO:
+                todo.add(shard)
+                break
+    return sorted(todo)
+
+
+def clear_stale_manifest(wildcards, shard):
+    """A manifest says its shard is done. One older than this run whose shard has work left
+    (a feature file deleted, settings changed) is stale: removed, so the shard runs again.
+    One written during this run is a shard job that left work undone: an error."""
+    manifest = Path(filled(SHARD_MANIFEST, shard=shard, **wildcards))
+    if not manifest.exists():
+        return
+    if manifest.stat().st_mtime_ns >= SHARDS_STARTED_NS:
+        raise WorkflowError(
+            f"shard job {manifest} finished, but some of its videos still have no current "
+            f"feature file; see its log, logs/{wildcards.dataset}/extract/{wildcards.extractor}/shard{shard}.log"
+        )
+    manifest.unlink()
+
+
 def get_video_features(wildcards):
-    """Per-video feature files of every usable video of the dataset."""
+    """Per-video feature files of every usable video of the dataset, once every shard is done;
+    before that, the manifests of the shards with work left, so that their jobs run (in
+    parallel) and this is asked again when each has finished (they are checkpoints)."""
     # Checked before waiting for the segment index, so that an unknown extractor or a
     # missing weights file stops the workflow at once instead of after indexing every video.
     get_weights_file(wildcards)
-    table = segment_index(wildcards.dataset)
-    usable = table.loc[table["status"].isin(["ok", "truncated"]), "video"]
-    return expand(rules.extract_features.output[0], video=usable, **wildcards)
+    todo = todo_shards(wildcards)
+    if todo:
+        for shard in todo:
+            clear_stale_manifest(wildcards, shard)
+        return [filled(SHARD_MANIFEST, shard=shard, **wildcards) for shard in todo]
+    rows = usable_index_rows(wildcards.dataset)
+    files = []
+    for video, source, segments in zip(rows["video"], rows["source"], rows["segments"]):
+        path = video_feature_file(wildcards, video)
+        state = video_state(
+            path, source, expected_feature_file(wildcards, int(segments))
+        )
+        if state.state == DONE:
+            files.append(path)
+    return files
 
 
 # ---------------------------------------------------------------- runs

@@ -1,25 +1,33 @@
-# Segments to features: one job per video, then one merged file per dataset and extractor.
+# Videos to features: shard jobs, each extracting many videos in one process with one
+# network (per-video feature files, written as each video is done), then one merged file
+# per dataset and extractor. common.smk says which shards have work left.
 
 
-rule extract_features:
+checkpoint extract_shard:
     input:
-        video=get_video_source,
+        videos=get_shard_sources,
         weights=get_weights_file,
     output:
-        f"{FEATURES}/{{video}}.h5",
+        SHARD_MANIFEST,
     log:
-        "logs/{dataset}/extract/{extractor}/{video}.log",
+        "logs/{dataset}/extract/{extractor}/shard{shard}.log",
     benchmark:
-        "benchmarks/rules/{dataset}/extract/{extractor}/{video}.tsv"
+        "benchmarks/rules/{dataset}/extract/{extractor}/shard{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+        dataset=VIDEO_DATASET,
     conda:
         "../../envs/gclvad.yaml"
-    threads: 2
+    threads: extraction_threads
     resources:
         gpu=extraction_gpus,
     params:
+        videos=get_shard_videos,
         extractor=get_extractor_params,
         segment_length=config["segment_length"],
         device=config["device"],
+        decoders=extraction_setting("decoders"),
+        on_bad_video=config["on_bad_video"],
     script:
         "../scripts/extract_features.py"
 

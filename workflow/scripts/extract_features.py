@@ -1,11 +1,17 @@
 from gclvad.logs import job_log
 from gclvad.pipeline import extract_video_features
 
-with job_log(snakemake.log[0]):
-    extract_video_features(
-        source=snakemake.input.video,
-        out_path=snakemake.output[0],
-        extractor=snakemake.params.extractor,
-        segment_length=snakemake.params.segment_length,
-        device=snakemake.params.device,
-    )
+# The guard matters: decoder processes are forked from this process, and a process started
+# the other way (spawn) would run this script again.
+if __name__ == "__main__":
+    with job_log(snakemake.log[0]):
+        extract_video_features(
+            videos=snakemake.params.videos,
+            manifest_path=snakemake.output[0],
+            extractor=snakemake.params.extractor,
+            segment_length=snakemake.params.segment_length,
+            device=snakemake.params.device,
+            decoders=snakemake.params.decoders,
+            threads=snakemake.threads,
+            on_bad_video=snakemake.params.on_bad_video,
+        )
