@@ -204,9 +204,9 @@ def test_segment_length_reruns_everything_from_the_segment_index(finished, tmp_p
         | DATASET_AUC
     )
     assert planned_jobs(dry_run(workdir)) == {("segment_index", None)} | everything_after_extraction
-    # Once the new index exists, every video is extracted again; the demo videos are not
-    # generated again (they do not depend on the segment length).
+    # Once the new index exists, every video is extracted again, in one shard job (the local
+    # default); the demo videos are not generated again (they do not depend on the segment length).
     snakemake(workdir, "results/demo/segments.tsv")
     output = dry_run(workdir)
-    assert planned_rules(output)["extract_features"] == 7
-    assert planned_jobs(output) == {("extract_features", None)} | everything_after_extraction
+    assert planned_rules(output)["extract_shard"] == 1
+    assert planned_jobs(output) == {("extract_shard", None)} | everything_after_extraction

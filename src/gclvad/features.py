@@ -440,6 +440,13 @@ def centre_crop(crops: int) -> int:
 PROVENANCE_KEYS = ("weights_sha256", "preprocessing", "feature_source", "train_list_sha256", "test_list_sha256")
 
 
+def stored_videos(path: str | Path) -> list[str]:
+    """The videos a merged feature file holds, in its index order."""
+    path = Path(path)
+    with _open(path) as source:
+        return _read_index(source, path)["video"]
+
+
 def read_provenance(path: str | Path) -> dict[str, str]:
     """The provenance attributes of a merged feature file (PROVENANCE_KEYS that it has)."""
     path = Path(path)

@@ -22,7 +22,7 @@ from gclvad.cleaning import CleaningConfig, temporal_difference_mask
 from gclvad.datasets import load_dataset
 from gclvad.epoch_scores import EpochScoreRecorder, diagnostic_curve, progress_path, write_epoch_scores
 from gclvad.evaluate import FALSE_ALARM_THRESHOLD, concatenated_frames, frame_auc, frame_metrics
-from gclvad.features import load_feature_set, merge_video_features, read_provenance
+from gclvad.features import load_feature_set, merge_video_features, read_provenance, stored_videos
 from gclvad.frame_scores import read_scores, score_feature_set, write_scores
 from gclvad.gcl.config import STAGE_SECTIONS, Stage
 from gclvad.postprocess import REFERENCE_KEY, PostprocessConfig, score_reference
@@ -206,7 +206,7 @@ def train_stage(
     previous = read_models_metadata(Path(initial_path)) if initial_path else {}
     recorder = None
     if epoch_scores_path is not None:
-        _, scored = split_videos(read_segment_index(index_path), train_on)
+        _, scored = _videos(features_path, index_path, train_on)
         resuming = checkpoint_path is not None and Path(checkpoint_path).exists()
         progress = progress_path(checkpoint_path) if checkpoint_path is not None else Path(epoch_scores_path)
         recorder = EpochScoreRecorder(load_feature_set(features_path, scored, crops), progress, resuming)
@@ -260,9 +260,20 @@ def _read_json(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def _videos(features_path, index_path, train_on) -> tuple[list[str], list[str]]:
+    """(training, scored) videos of the index that have features: a video found bad while it
+    was extracted has none (its reason is in the extraction's log and manifest)."""
+    train_ids, scored = split_videos(read_segment_index(index_path), train_on)
+    stored = set(stored_videos(features_path))
+    missing = sorted(set(train_ids + scored) - stored)
+    if missing:
+        log.warning("%d usable videos of the index have no features (bad when extracted): %s", len(missing), ", ".join(missing[:10]))
+    return [v for v in train_ids if v in stored], [v for v in scored if v in stored]
+
+
 def _training_features(features_path, index_path, train_on, crops):
     """The FeatureSet of the dataset's training videos, crops used as `crops` says."""
-    train_ids, _ = split_videos(read_segment_index(index_path), train_on)
+    train_ids, _ = _videos(features_path, index_path, train_on)
     return load_feature_set(features_path, train_ids, crops)
 
 
@@ -295,7 +306,7 @@ def score_run(
     from gclvad.scorer import load_scorer
 
     settings = PostprocessConfig(**(postprocess or {}))
-    _, scored = split_videos(read_segment_index(index_path), train_on)
+    _, scored = _videos(features_path, index_path, train_on)
     scorer = load_scorer(Path(models_path), settings, device=str(resolve_device(device)))
     feature_set = load_feature_set(features_path, scored, crops)
     scores = score_feature_set(scorer, feature_set, segment_length, settings.smoothing_sigma)
@@ -333,7 +344,7 @@ def ensemble_run(
     }
     write_ensemble(list(member_models), training, PostprocessConfig(**postprocess), out_models, stored)
     write_atomic(out_log, lambda temporary: pd.DataFrame(stored["log"]).to_csv(temporary, sep="\t", index=False))
-    _, scored = split_videos(read_segment_index(index_path), train_on)  # no epochs: an empty diagnostic
+    _, scored = _videos(features_path, index_path, train_on)  # no epochs: an empty diagnostic
     write_epoch_scores(out_epoch_scores, load_feature_set(features_path, scored, crops), [], [])
     log.info("ensemble of %d runs", len(member_models))
 
