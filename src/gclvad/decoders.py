@@ -45,6 +45,7 @@ class DecodeTask:
     source: Path
     preprocessing: Preprocessing
     segment_length: int
+    stride: int | None = None  # windows every `stride` frames (None: consecutive segments)
 
 
 @dataclass
@@ -219,11 +220,10 @@ def _decode(worker: int, task: DecodeTask, results, stop, parent: int) -> None:
     segments = frames = 0
     last_real = task.segment_length
     try:
-        for segment in iter_segments(task.source, task.preprocessing, task.segment_length):
+        for segment in iter_segments(task.source, task.preprocessing, task.segment_length, task.stride):
             _put(results, Segment(task.index, segments, segment.clip), stop, parent)
             segments += 1
-            frames += segment.real_frames
-            last_real = segment.real_frames
+            frames, last_real = segment.first_frame + segment.real_frames, segment.real_frames
         fps = header_fps(task.source)
     except _Stopped:
         raise

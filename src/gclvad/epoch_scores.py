@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from gclvad.atomic import write_atomic
-from gclvad.evaluate import frame_auc, segment_to_frame_scores
+from gclvad.evaluate import frame_auc
 from gclvad.features import FeatureSet
-from gclvad.frame_scores import segment_scores
+from gclvad.frame_scores import segment_scores, to_frames
 
 
 def progress_path(checkpoint_path: str | Path) -> Path:
@@ -82,7 +82,9 @@ def read_epoch_scores(path: str | Path) -> dict:
         }
 
 
-def diagnostic_curve(path: str | Path, truths: Mapping, frames: Mapping[str, int], segment_length: int) -> pd.DataFrame:
+def diagnostic_curve(
+    path: str | Path, truths: Mapping, frames: Mapping[str, int], segment_length: int, stride: int | None = None
+) -> pd.DataFrame:
     """Test AUC after every epoch (diagnostic only: nothing is selected with it)."""
     saved = read_epoch_scores(path)
     videos, offsets = saved["videos"], saved["offsets"]
@@ -90,7 +92,7 @@ def diagnostic_curve(path: str | Path, truths: Mapping, frames: Mapping[str, int
     for label, values in zip(saved["labels"], saved["scores"]):
         stage, epoch = label.split(":")
         frame_scores = {
-            video: segment_to_frame_scores(values[offsets[i] : offsets[i + 1]], int(frames[video]), segment_length)
+            video: to_frames(values[offsets[i] : offsets[i + 1]], int(frames[video]), segment_length, stride or segment_length)
             for i, video in enumerate(videos)
             if truths.get(video) is not None
         }

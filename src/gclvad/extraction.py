@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.extractor_facts import EXTRACTOR_FACTS, segment_length_problem
+from gclvad.extractor_facts import EXTRACTOR_FACTS, crop_count, segment_length_problem
 from gclvad.extractors.base import Extractor
 from gclvad.features import write_video_features
 from gclvad.video import iter_segments
@@ -98,17 +98,6 @@ class BackgroundIterator:
             yield item
 
 
-def _batches(items: Iterable, batch_size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def full_batch(clips: list[torch.Tensor], batch_size: int) -> list[torch.Tensor]:
     """`clips` filled up to `batch_size` with copies of the last one (see the module docstring)."""
     return clips + [clips[-1]] * (batch_size - len(clips))
@@ -119,10 +108,25 @@ def run_batch(extractor: Extractor, clips: list[torch.Tensor], batch_size: int) 
     return extractor.extract(torch.stack(full_batch(clips, batch_size)))[: len(clips)].numpy()
 
 
+def crop_clips(clip: torch.Tensor) -> list[torch.Tensor]:
+    """A segment's network inputs: its one clip (3, T, H, W), or its C crops' (C, 3, T, H, W)."""
+    return [clip] if clip.ndim == 4 else list(clip)
+
+
 def extraction_attrs(
-    extractor: Extractor, segment_length: int, frames: int, fps: float, padded_tail: int, extra: dict | None = None
+    extractor: Extractor,
+    segment_length: int,
+    frames: int,
+    fps: float,
+    padded_tail: int,
+    extra: dict | None = None,
+    stride: int | None = None,
 ) -> dict:
-    """The attributes of a per-video feature file: what produced the features and what they cover."""
+    """The attributes of a per-video feature file: what produced the features and what they cover.
+
+    segment_stride is recorded only for overlapping windows (stride < segment_length), so that
+    files of the paper's non-overlapping segments keep the attributes they always had."""
+    windows = {"segment_stride": int(stride)} if stride and stride != segment_length else {}
     return {
         "extractor": extractor.name,
         "weights_sha256": extractor.weights_sha256,
@@ -133,6 +137,7 @@ def extraction_attrs(
         "fps": float(fps),
         "preprocessing": extractor.preprocessing.describe(),
         "padded_tail": int(padded_tail),
+        **windows,
         **(extra or {}),
     }
 
@@ -153,23 +158,32 @@ def check_segment_length(extractor: Extractor, segment_length: int) -> None:
 
 
 def compute_features(
-    extractor: Extractor, source: Path, segment_length: int = 16, batch_size: int = 4
+    extractor: Extractor, source: Path, segment_length: int = 16, batch_size: int = 4, stride: int | None = None
 ) -> tuple[np.ndarray, int, int]:
-    """(features (S, dim) float32, real frames, padded frames of the last segment) of a video."""
+    """(features (S, dim) float32, or (S, C, dim) for C crops a segment; real frames; padded
+    frames of the last segment) of a video, in windows every `stride` frames (default:
+    consecutive segments)."""
     rows: list[np.ndarray] = []
-    frames = 0
-    last_real = segment_length
+    last, pending = None, []
     if batch_size < 1:
         raise GclvadError(f"batch_size must be at least 1, got {batch_size}")
-    decoding = functools.partial(iter_segments, source, extractor.preprocessing, segment_length)
+    decoding = functools.partial(iter_segments, source, extractor.preprocessing, segment_length, stride)
     with BackgroundIterator(decoding, max_queued=2 * batch_size) as segments:
-        for batch in _batches(segments, batch_size):
-            rows.append(run_batch(extractor, [segment.clip for segment in batch], batch_size))
-            frames += sum(segment.real_frames for segment in batch)
-            last_real = batch[-1].real_frames
+        for last in segments:
+            for clip in crop_clips(last.clip):  # every crop is one clip of a batch
+                pending.append(clip)
+                if len(pending) == batch_size:
+                    rows.append(run_batch(extractor, pending, batch_size))
+                    pending = []
+    if pending:
+        rows.append(run_batch(extractor, pending, batch_size))
     if not rows:
         raise BadVideoError(source, "no frames could be decoded, so there are no segments to extract")
-    return np.concatenate(rows), frames, segment_length - last_real
+    features = np.concatenate(rows)
+    crops = crop_count(extractor.preprocessing.crops)
+    if crops > 1:
+        features = features.reshape(-1, crops, features.shape[-1])
+    return features, last.first_frame + last.real_frames, segment_length - last.real_frames
 
 
 def header_fps(source: Path) -> float:
@@ -198,9 +212,11 @@ def extract_video(
     dtype: str = "float16",
     fps: float | None = None,
     extra_attrs: dict | None = None,
+    stride: int | None = None,
 ) -> dict:
     """Write the features of `source` to `out_path`; returns the attributes written plus
-    "segments" (rows written) and "seconds" (wall time).
+    "segments" (rows written) and "seconds" (wall time). stride: windows every `stride`
+    frames (default: consecutive segments).
 
     `fps` defaults to the container's declared frame rate; `extra_attrs` are stored beside the
     extraction's own attributes (e.g. where the source was). The file appears only when complete
@@ -210,10 +226,10 @@ def extract_video(
     source, out_path = Path(source), Path(out_path)
     check_segment_length(extractor, segment_length)
     started = time.perf_counter()
-    features, frames, padded_tail = compute_features(extractor, source, segment_length, batch_size)
+    features, frames, padded_tail = compute_features(extractor, source, segment_length, batch_size, stride)
     if fps is None:
         fps = header_fps(source)
-    attrs = extraction_attrs(extractor, segment_length, frames, fps, padded_tail, extra_attrs)
+    attrs = extraction_attrs(extractor, segment_length, frames, fps, padded_tail, extra_attrs, stride)
     write_video_features(out_path, features, attrs, dtype)
     seconds = time.perf_counter() - started
     log.info(

@@ -1,7 +1,7 @@
 """Whether a video still has to be extracted: what an earlier extraction left for it.
 
 A video is *done* when its per-video feature file is complete and current: it opens, holds a
-2-D `features` dataset of the stored dtype (with the expected number of rows, where known),
+`features` dataset of the stored dtype (2-D, or 3-D with the expected crops a segment) (with the expected number of rows, where known),
 its attributes have the expected values (extractor, precision, segment length, weights, ...)
 and it is not older than its source or the weights file. It is *bad* when a bad-video marker
 (`<video>.bad.json`, written when decoding failed with `on_bad_video: skip`) is not older than
@@ -41,11 +41,12 @@ class Expected:
     does; the DAG process reads only the attributes and the shape).
     """
 
-    attrs: Mapping[str, object]
+    attrs: Mapping[str, object]  # a value None: the attribute must be absent
     dtype: str
     segments: int | None = None
     newer_than: tuple[Path, ...] = field(default_factory=tuple)
     read_all: bool = False
+    crops: int = 1  # crops per segment: 1, a (segments, dim) dataset; C, (segments, C, dim)
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,20 @@ def _feature_file_problem(path: Path, expected: Expected) -> str:
     try:
         with h5py.File(path, "r") as source:
             dataset = source.get(FEATURES)
-            if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 2 or dataset.shape[0] == 0:
-                return f"no 2-D '{FEATURES}' dataset"
+            shape = (2, None) if expected.crops == 1 else (3, expected.crops)
+            if not isinstance(dataset, h5py.Dataset) or dataset.ndim != shape[0] or dataset.shape[0] == 0:
+                return f"no {shape[0]}-D '{FEATURES}' dataset"
+            if shape[1] is not None and dataset.shape[1] != shape[1]:
+                return f"{dataset.shape[1]} crops a segment, expected {shape[1]}"
             if dataset.dtype.name != expected.dtype:
                 return f"features stored as {dataset.dtype.name}, expected {expected.dtype}"
             if expected.segments is not None and dataset.shape[0] != expected.segments:
                 return f"{dataset.shape[0]} segments, the segment index says {expected.segments}"
             for key, wanted in expected.attrs.items():
+                if wanted is None:
+                    if key in source.attrs:
+                        return f"attribute {key!r} is {_plain(source.attrs[key])!r}, expected none"
+                    continue
                 if key not in source.attrs:
                     return f"no attribute {key!r}"
                 if not _same(source.attrs[key], wanted):
@@ -159,7 +167,7 @@ def _stamp(path: Path) -> tuple:
 
 def _expected_key(expected: Expected) -> tuple:
     return (tuple(sorted((k, repr(v)) for k, v in expected.attrs.items())), expected.dtype, expected.segments,
-            expected.read_all)  # fmt: skip
+            expected.read_all, expected.crops)  # fmt: skip
 
 
 def _video_state(feature_path: Path, source: Path, expected: Expected) -> VideoState:

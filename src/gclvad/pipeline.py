@@ -59,9 +59,11 @@ def generate_demo_dataset(*, manifest: str | Path, generate: Mapping) -> Path:
     return written
 
 
-def index_dataset(*, spec: Mapping, segment_length: int, on_bad_video: str, out_path: str | Path) -> None:
+def index_dataset(
+    *, spec: Mapping, segment_length: int, on_bad_video: str, out_path: str | Path, segment_stride: int | None = None
+) -> None:
     """Read a dataset, decode every video once and write its segment index (TSV)."""
-    table = build_segment_index(load_dataset(dict(spec)), segment_length, on_bad_video)
+    table = build_segment_index(load_dataset(dict(spec)), segment_length, on_bad_video, stride=segment_stride)
     write_segment_index(table, out_path)
     log.info("\n".join(index_summary(table)))
 
@@ -76,6 +78,7 @@ def extract_video_features(
     decoders: int | str = "auto",
     threads: int | None = None,
     on_bad_video: str = "stop",
+    stride: int | None = None,
 ) -> None:
     """Extract a shard of videos ({video, source, out_path, segments} each) in this one process:
     parallel decoders, one network, each per-video feature file written as soon as its video is
@@ -98,6 +101,8 @@ def extract_video_features(
         decoders=decoders,
         threads=threads,
         on_bad_video=on_bad_video,
+        crops=extractor.get("crops", "centre"),
+        stride=stride,
     )
     write_json_atomic(manifest_path, report.manifest(jobs))
 
@@ -367,6 +372,7 @@ def evaluate_run(
     segment_length: int,
     out_auc: str | Path,
     out_curve: str | Path,
+    segment_stride: int | None = None,
 ) -> dict:
     """The field's frame-level metrics of the run's final model (its delivered, post-processed
     scores; `auc_raw` before post-processing, the paper's protocol; D's and G's AUC), plus
@@ -393,7 +399,7 @@ def evaluate_run(
     )
     result.update({key: value for key, value in metadata.items() if key != "log"})
     frames = read_segment_index(index_path).set_index("video")["frames"]
-    curve = diagnostic_curve(epoch_scores_path, truths, frames, segment_length)
+    curve = diagnostic_curve(epoch_scores_path, truths, frames, segment_length, segment_stride)
     write_atomic(out_curve, lambda temporary: curve.to_csv(temporary, sep="\t", index=False))
     result["diagnostic_note"] = (
         "auc is the model at the end of training; the per-epoch test AUC in "

@@ -18,11 +18,13 @@ Two conventions, each the one its networks were trained with:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from gclvad.extractor_facts import CROP_MODES
 
 ROUNDINGS = ("gclvad", "torchvision")
 
@@ -49,10 +51,22 @@ class Preprocessing:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     antialias: bool = True
     rounding: str = "gclvad"
+    crops: str = "centre"
 
     def __post_init__(self) -> None:
         if self.rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
+        if self.crops not in CROP_MODES:
+            raise ValueError(f"crops must be one of {CROP_MODES}, got {self.crops!r}")
+
+    def with_crops(self, mode: str) -> Preprocessing:
+        """This preprocessing with crop mode `mode` (see CROP_MODES; "ten" resizes 8/7 larger)."""
+        if mode not in CROP_MODES:
+            raise ValueError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
+        size = self.size
+        if mode == "ten" and isinstance(size, int):
+            size = round(size * 8 / 7)  # 224 -> 256, 112 -> 128
+        return replace(self, crops=mode, size=size)
 
     def resized_shape(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) of a frame after the resize step."""
@@ -79,13 +93,33 @@ class Preprocessing:
             return round((height - crop_h) / 2.0), round((width - crop_w) / 2.0)  # int(round(...)) there
         return (height - crop_h) // 2, (width - crop_w) // 2
 
+    def crop_boxes(self, height: int, width: int) -> list[tuple[int, int, bool]]:
+        """(top, left, flipped) of every crop of a resized frame, in CROP_NAMES order."""
+        if self.crops == "centre":
+            return [(*self.crop_offsets(height, width), False)]
+        crop_h, crop_w = _pair(self.crop)
+        top, left = self.crop_offsets(height, width)
+        if self.crops == "three":  # along the long side
+            if width >= height:
+                return [(top, 0, False), (top, left, False), (top, width - crop_w, False)]
+            return [(0, left, False), (top, left, False), (height - crop_h, left, False)]
+        corners = [(0, 0), (0, width - crop_w), (height - crop_h, 0), (height - crop_h, width - crop_w), (top, left)]
+        return [(t, w, flipped) for flipped in (False, True) for t, w in corners]
+
     def normalize(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Resized uint8 frames (T, H, W, 3) -> float32 network input (3, T, crop_h, crop_w)."""
+        """Resized uint8 frames (T, H, W, 3) -> float32 network input (3, T, crop_h, crop_w), or
+        (C, 3, T, crop_h, crop_w) for the C crops of crop mode three or ten."""
         if isinstance(frames, np.ndarray):
             frames = torch.from_numpy(frames)
+        boxes = self.crop_boxes(*frames.shape[1:3])
+        clips = [self._normalize_crop(frames, top, left, flipped) for top, left, flipped in boxes]
+        return clips[0] if self.crops == "centre" else torch.stack(clips)
+
+    def _normalize_crop(self, frames: torch.Tensor, top: int, left: int, flipped: bool) -> torch.Tensor:
         crop_h, crop_w = _pair(self.crop)
-        top, left = self.crop_offsets(*frames.shape[1:3])
         clip = frames[:, top : top + crop_h, left : left + crop_w, :]
+        if flipped:
+            clip = clip.flip(2)
         clip = clip.permute(3, 0, 1, 2).to(torch.float32)  # (3, T, h, w)
         # (v * scale - mean) / std as one multiply and one subtract, in place: fewer
         # temporaries, which matters when decoding shares the cores with the network.
@@ -98,6 +132,6 @@ class Preprocessing:
 
         Settings at their defaults are left out, so features made before a setting existed
         keep their description (and the runs trained on them stay scorable)."""
-        defaults = {f.name: f.default for f in fields(self) if f.name in ("antialias", "rounding")}
+        defaults = {f.name: f.default for f in fields(self) if f.name in ("antialias", "rounding", "crops")}
         described = {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
         return json.dumps(described, sort_keys=True)

@@ -54,6 +54,11 @@ class RunRecord:
     preprocessing: str | None
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     crops: str = "mean"  # how the run used features with several crops per segment
+    segment_stride: int = 0  # frames between window starts (the segment length: consecutive)
+
+    def __post_init__(self) -> None:
+        if not self.segment_stride:
+            object.__setattr__(self, "segment_stride", self.segment_length)
 
     @property
     def folder(self) -> Path:
@@ -111,6 +116,7 @@ def read_run(run: str | Path) -> RunRecord:
         preprocessing=metadata.get("preprocessing"),
         postprocess=PostprocessConfig(**scoring.get("postprocess", {})),
         crops=scoring.get("crops", metadata.get("crops", "mean")),
+        segment_stride=int(metadata.get("segment_stride") or metadata["segment_length"]),
     )
 
 
@@ -163,7 +169,11 @@ def build_run_extractor(record: RunRecord, weights: str | Path | None, device: s
             record.folder,
         )
     extractor = build_extractor(
-        record.extractor["name"], argument, device=device, precision=record.extractor.get("precision", "fp32")
+        record.extractor["name"],
+        argument,
+        device=device,
+        precision=record.extractor.get("precision", "fp32"),
+        crops=record.extractor.get("crops", "centre"),
     )
     # "package" is hashed by the builder; for the others this confirms what was checked above.
     check_weights_digest(extractor.weights_sha256, argument, record)
@@ -253,6 +263,7 @@ def video_features(extractor, record: RunRecord, source: Path, path: Path, batch
         "extractor": extractor.name,
         "weights_sha256": extractor.weights_sha256,
         "segment_length": record.segment_length,
+        "segment_stride": record.segment_stride if record.segment_stride != record.segment_length else None,
         "preprocessing": extractor.preprocessing.describe(),
         "source": str(source.absolute()),
         "source_fingerprint": source_fingerprint(source),
@@ -269,6 +280,7 @@ def video_features(extractor, record: RunRecord, source: Path, path: Path, batch
         batch_size=batch_size,
         dtype=record.extractor.get("dtype", "float16"),
         extra_attrs={key: expected[key] for key in ("source", "source_fingerprint")},
+        stride=record.segment_stride,
     )
     # Read back rather than kept: the stored dtype's rounding is part of what the run saw.
     return read_video_features(path)

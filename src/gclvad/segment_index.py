@@ -64,10 +64,12 @@ def _row(video: Video, *, frames, fps, width, height, segments, tail) -> dict:
     }  # fmt: skip
 
 
-def index_row(video: Video, segment_length: int) -> dict:
+def index_row(video: Video, segment_length: int, stride: int | None = None) -> dict:
     """Probe one video and check its annotation; a dict with the index's columns."""
     if video.problem:
         return _bad_row(video, video.problem)
+    if video.kind == "features":
+        stride = None  # published features: consecutive rows, whatever windows videos are cut into
     try:
         info = probe_features(video, segment_length) if video.kind == "features" else probe_video(video.source)
     except BadVideoError as error:
@@ -80,8 +82,8 @@ def index_row(video: Video, segment_length: int) -> dict:
         return _bad_row(video, f"annotation does not fit the video: {error}", info)
     row = _row(
         video, frames=info.frames, fps=info.fps, width=info.width, height=info.height,
-        segments=segment_count(info.frames, segment_length),
-        tail=padded_tail(info.frames, segment_length),
+        segments=segment_count(info.frames, segment_length, stride),
+        tail=padded_tail(info.frames, segment_length, stride),
     )  # fmt: skip
     if info.status == TRUNCATED:
         row.update(status=TRUNCATED, reason=_one_line(info.reason))
@@ -140,7 +142,11 @@ def _problem_message(duplicates: list[str], bad: list[str], total: int, on_bad_v
 
 
 def build_segment_index(
-    videos: list[Video], segment_length: int, on_bad_video: str = "stop", progress: bool | None = None
+    videos: list[Video],
+    segment_length: int,
+    on_bad_video: str = "stop",
+    progress: bool | None = None,
+    stride: int | None = None,
 ) -> pd.DataFrame:
     """Probe every video and tabulate it (see the module docstring for the columns).
 
@@ -149,6 +155,8 @@ def build_segment_index(
     Duplicated ids raise in both cases (an id names the video's files), after probing too,
     so that the message also lists every bad video.
     progress: show a tqdm bar on stderr; None shows it for 20 videos or more.
+    stride: frames between window starts (default segment_length): `segments` counts the
+    windows (and `padded_tail` the last one's padding) of overlapping windows.
     """
     if on_bad_video not in ON_BAD_VIDEO:
         raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
@@ -156,7 +164,7 @@ def build_segment_index(
         raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
     show = len(videos) >= _PROGRESS_FROM if progress is None else progress
     rows = [
-        index_row(video, segment_length)
+        index_row(video, segment_length, stride)
         for video in tqdm(videos, desc="probing videos", unit="video", file=sys.stderr, disable=not show)
     ]
     duplicates, bad = duplicated_ids(videos), _bad_video_lines(videos, rows)

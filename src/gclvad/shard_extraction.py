@@ -34,7 +34,8 @@ import torch
 
 from gclvad.decoders import DecodeTask, DecoderPool, Failed, Segment
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.extraction import BackgroundIterator, check_segment_length, extraction_attrs, full_batch
+from gclvad.extractor_facts import crop_count
+from gclvad.extraction import BackgroundIterator, check_segment_length, crop_clips, extraction_attrs, full_batch
 from gclvad.extraction_state import BAD, DONE, Expected, stale_temporaries, video_state, write_bad_marker
 from gclvad.extractors.base import Extractor
 from gclvad.features import write_video_features
@@ -84,20 +85,22 @@ class ShardReport:
 @dataclass
 class _Batch:
     clips: torch.Tensor | None  # (batch_size, 3, T, H, W), or None when only events are left
-    owners: list[tuple[int, int]]  # (task, segment index) of each real clip
+    owners: list[tuple[int, int, int]]  # (task, segment index, crop) of each real clip
     events: list  # Finished / Failed messages received while the batch was gathered
 
 
 def expected_file(
-    extractor: Extractor, job: VideoJob, segment_length: int, dtype: str, weights_file: Path | None
+    extractor: Extractor, job: VideoJob, segment_length: int, dtype: str, weights_file: Path | None, stride=None
 ) -> Expected:
     """What a kept feature file of `job` must hold: written by this network, weights and
-    preprocessing, for this segment length and storage type, and not older than its inputs."""
-    attrs = extraction_attrs(extractor, segment_length, 0, 0.0, 0, dict(job.extra_attrs))
+    preprocessing, for this segment length, stride and storage type, and not older than its inputs."""
+    attrs = extraction_attrs(extractor, segment_length, 0, 0.0, 0, dict(job.extra_attrs), stride)
     for key in ("frames", "fps", "padded_tail"):  # what the video holds, not how it was extracted
         del attrs[key]
+    attrs.setdefault("segment_stride", None)  # consecutive segments: no stride recorded
     newer_than = (weights_file,) if weights_file is not None else ()
-    return Expected(attrs, dtype, job.segments, newer_than, read_all=True)
+    crops = crop_count(extractor.preprocessing.crops)
+    return Expected(attrs, dtype, job.segments, newer_than, read_all=True, crops=crops)
 
 
 def _stage(clips: list[torch.Tensor], batch_size: int, pin_memory: bool) -> torch.Tensor:
@@ -111,15 +114,16 @@ def _stage(clips: list[torch.Tensor], batch_size: int, pin_memory: bool) -> torc
 def gather_batches(messages: Iterable, batch_size: int, pin_memory: bool = False) -> Iterator[_Batch]:
     """Decoder messages -> batches of segments (of any videos) with the events received meanwhile."""
     clips: list[torch.Tensor] = []
-    owners: list[tuple[int, int]] = []
+    owners: list[tuple[int, int, int]] = []
     events: list = []
     for message in messages:
         if isinstance(message, Segment):
-            clips.append(message.clip)
-            owners.append((message.task, message.index))
-            if len(clips) == batch_size:
-                yield _Batch(_stage(clips, batch_size, pin_memory), owners, events)
-                clips, owners, events = [], [], []
+            for crop, clip in enumerate(crop_clips(message.clip)):  # every crop is one clip of a batch
+                clips.append(clip)
+                owners.append((message.task, message.index, crop))
+                if len(clips) == batch_size:
+                    yield _Batch(_stage(clips, batch_size, pin_memory), owners, events)
+                    clips, owners, events = [], [], []
         else:
             events.append(message)
     if clips or events:
@@ -129,17 +133,21 @@ def gather_batches(messages: Iterable, batch_size: int, pin_memory: bool = False
 class _Writer:
     """Collects each video's rows and writes its file when its last row is in."""
 
-    def __init__(self, extractor, jobs: Sequence[VideoJob], segment_length, dtype, on_bad_video, report, bar):
+    def __init__(self, extractor, jobs: Sequence[VideoJob], segment_length, dtype, on_bad_video, report, bar, stride):
         self.extractor, self.jobs, self.segment_length, self.dtype = extractor, jobs, segment_length, dtype
+        self.stride = stride
         self.on_bad_video, self.report, self.bar = on_bad_video, report, bar
         self.rows: dict[int, list[np.ndarray]] = {}
 
-    def add(self, owners: list[tuple[int, int]], features: np.ndarray) -> None:
-        for (task, index), row in zip(owners, features):
+    def add(self, owners: list[tuple[int, int, int]], features: np.ndarray) -> None:
+        """Rows in arrival order: a video's segments in order, each segment's crops in order."""
+        for (task, index, crop), row in zip(owners, features, strict=True):
             rows = self.rows.setdefault(task, [])
-            if index != len(rows):
-                raise RuntimeError(f"{self.jobs[task].source}: segment {index} arrived after {len(rows)} others")
-            rows.append(row)
+            if crop == 0:
+                if index != len(rows):
+                    raise RuntimeError(f"{self.jobs[task].source}: segment {index} arrived after {len(rows)} others")
+                rows.append([])
+            rows[index].append(row)
 
     def finish(self, event) -> None:
         job = self.jobs[event.task]
@@ -150,9 +158,12 @@ class _Writer:
             if len(rows) != event.segments:
                 raise RuntimeError(f"{job.source}: {len(rows)} rows for {event.segments} segments")
             attrs = extraction_attrs(
-                self.extractor, self.segment_length, event.frames, event.fps, event.padded_tail, dict(job.extra_attrs)
-            )
-            write_video_features(job.out_path, np.stack(rows), attrs, self.dtype)
+                self.extractor, self.segment_length, event.frames, event.fps, event.padded_tail,
+                dict(job.extra_attrs), self.stride,
+            )  # fmt: skip
+            # (S, d) for one crop a segment, (S, C, d) for several
+            features = np.stack([crops[0] if len(crops) == 1 else np.stack(crops) for crops in rows])
+            write_video_features(job.out_path, features, attrs, self.dtype)
             self.report.written.append(job.video)
             log.info("%s: %d segments (%d frames) -> %s", job.source, event.segments, event.frames, job.out_path)
         self.bar.update(1)
@@ -206,8 +217,10 @@ def extract_shard(
     on_bad_video: str = "stop",
     weights_file: Path | None = None,
     progress: bool | None = None,
+    stride: int | None = None,
 ) -> ShardReport:
-    """Write the per-video feature file of every job that has no complete, current one.
+    """Write the per-video feature file of every job that has no complete, current one
+    (segments in windows every `stride` frames; default: consecutive).
 
     `pool` must be started before the extractor was built (see gclvad.decoders). Progress:
     one tqdm line (videos done / total, clips/s, ETA): see `_progress`; False shows none.
@@ -219,10 +232,10 @@ def extract_shard(
         raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
     started = time.perf_counter()
     report = ShardReport()
-    tasks = _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report)
+    tasks = _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report, stride)
     with _progress(len(jobs), len(jobs) - len(tasks), extractor.name, progress) as bar:
-        _run(extractor, jobs, tasks, pool, _Writer(extractor, jobs, segment_length, dtype, on_bad_video, report, bar),
-             batch_size, report, bar)  # fmt: skip
+        writer = _Writer(extractor, jobs, segment_length, dtype, on_bad_video, report, bar, stride)
+        _run(extractor, jobs, tasks, pool, writer, batch_size, report, bar)
     report.seconds = time.perf_counter() - started
     log.info(
         "%d videos: %d written, %d kept, %d bad; %d clips in %.1f s (%.1f clips/s), network %.1f s",
@@ -232,13 +245,13 @@ def extract_shard(
     return report
 
 
-def _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report: ShardReport) -> list[DecodeTask]:
+def _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report: ShardReport, stride) -> list[DecodeTask]:
     tasks = []
     for index, job in enumerate(jobs):
         for leftover in stale_temporaries(job.out_path):  # of a writer killed mid-write
             leftover.unlink(missing_ok=True)
         state = video_state(
-            job.out_path, job.source, expected_file(extractor, job, segment_length, dtype, weights_file)
+            job.out_path, job.source, expected_file(extractor, job, segment_length, dtype, weights_file, stride)
         )
         if state.state == DONE:
             report.kept.append(job.video)
@@ -248,7 +261,7 @@ def _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report: S
         else:
             if job.out_path.exists():
                 log.info("%s: extracting again, %s", job.source, state.reason)
-            tasks.append(DecodeTask(index, job.source, extractor.preprocessing, segment_length))
+            tasks.append(DecodeTask(index, job.source, extractor.preprocessing, segment_length, stride))
     return tasks
 
 
@@ -310,6 +323,8 @@ def extract_videos(
     threads: int | None = None,
     on_bad_video: str = "stop",
     progress: bool | None = None,
+    crops: str = "centre",
+    stride: int | None = None,
 ) -> ShardReport:
     """`extract_shard` with everything set up: the device resolved (asking for CUDA without it
     fails here, before any work), torch on `threads` threads on the CPU, the decoder processes
@@ -323,8 +338,8 @@ def extract_videos(
         torch.set_num_threads(int(threads))
     weights_file = None if is_marker(weights) else Path(weights)
     with DecoderPool(workers, max_queued=2 * batch_size + workers) as pool:
-        network = build_extractor(extractor, weights, str(resolved), precision)
+        network = build_extractor(extractor, weights, str(resolved), precision, crops)
         return extract_shard(
             network, jobs, pool, segment_length=segment_length, batch_size=batch_size, dtype=dtype,
-            on_bad_video=on_bad_video, weights_file=weights_file, progress=progress,
+            on_bad_video=on_bad_video, weights_file=weights_file, progress=progress, stride=stride,
         )  # fmt: skip

@@ -12,7 +12,7 @@ from snakemake.utils import min_version, validate
 from gclvad.cleaning import CleaningConfig
 from gclvad.datasets.base import VIDEO_ID_PATTERN
 from gclvad.errors import GclvadError
-from gclvad.extractor_facts import segment_length_problem, unknown_extractor_problem
+from gclvad.extractor_facts import crop_count, segment_length_problem, unknown_extractor_problem
 from gclvad.gcl.config import Stage
 from gclvad.runs import (
     ENSEMBLE_PATTERN,
@@ -204,6 +204,16 @@ def get_generate_params(wildcards):
     return dataset_config(wildcards.dataset)["generate"]
 
 
+def segment_stride():
+    """Frames between window starts: overlapping windows when below segment_length."""
+    return config.get("segment_stride") or config["segment_length"]
+
+
+def get_segment_stride(wildcards):
+    """The dataset's window stride (published features: their rows, consecutive)."""
+    return config["segment_length"] if wildcards.dataset in PUBLISHED else segment_stride()
+
+
 def get_train_on(wildcards):
     return dataset_config(wildcards.dataset).get("train_on", ["train"])
 
@@ -374,11 +384,13 @@ def expected_feature_file(wildcards, segments):
         "weights_random": weights == RANDOM_WEIGHTS,
         "precision": settings.get("precision", "fp32"),
         "segment_length": config["segment_length"],
+        "segment_stride": None if segment_stride() == config["segment_length"] else segment_stride(),
     }
     if weights == RANDOM_WEIGHTS:
         attrs["weights_sha256"] = RANDOM_WEIGHTS
     newer_than = () if is_marker(weights) else (Path(weights),)
-    return Expected(attrs, settings.get("dtype", "float16"), segments, newer_than)
+    crops = crop_count(settings.get("crops", "centre"))
+    return Expected(attrs, settings.get("dtype", "float16"), segments, newer_than, crops=crops)
 
 
 def todo_shards(wildcards):
@@ -533,6 +545,7 @@ def get_run_metadata(wildcards):
         "extractor": {"name": wildcards.extractor} if published else get_extractor_params(wildcards),
         "crops": get_crops(wildcards),
         "segment_length": config["segment_length"],
+        "segment_stride": segment_stride(),
         "variant": wildcards.variant,
         "seed": int(wildcards.seed),
         "settings": settings_of(wildcards).to_dict(),

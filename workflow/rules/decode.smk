@@ -30,6 +30,7 @@ checkpoint segment_index:
     params:
         spec=get_reader_spec,
         segment_length=config["segment_length"],
+        segment_stride=segment_stride(),
         on_bad_video=config["on_bad_video"],
     script:
         "../scripts/segment_index.py"

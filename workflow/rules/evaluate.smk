@@ -45,6 +45,7 @@ rule evaluate_run:
     params:
         spec=get_reader_spec,
         segment_length=config["segment_length"],
+        segment_stride=get_segment_stride,
     script:
         "../scripts/evaluate_run.py"
 

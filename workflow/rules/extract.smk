@@ -25,6 +25,7 @@ checkpoint extract_shard:
         videos=get_shard_videos,
         extractor=get_extractor_params,
         segment_length=config["segment_length"],
+        segment_stride=segment_stride(),
         device=config["device"],
         decoders=extraction_setting("decoders"),
         on_bad_video=config["on_bad_video"],

@@ -10,6 +10,7 @@ with job_log(snakemake.log[0]):
         models_path=snakemake.input.models,
         postprocess_path=snakemake.input.postprocess,
         segment_length=snakemake.params.segment_length,
+        segment_stride=snakemake.params.segment_stride,
         out_auc=snakemake.output.auc,
         out_curve=snakemake.output.curve,
     )

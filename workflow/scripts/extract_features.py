@@ -10,6 +10,7 @@ if __name__ == "__main__":
             manifest_path=snakemake.output[0],
             extractor=snakemake.params.extractor,
             segment_length=snakemake.params.segment_length,
+            stride=snakemake.params.segment_stride,
             device=snakemake.params.device,
             decoders=snakemake.params.decoders,
             threads=snakemake.threads,

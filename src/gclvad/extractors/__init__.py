@@ -47,10 +47,11 @@ def _builder(name: str) -> Callable[..., Extractor]:
 
 
 def build_extractor(
-    name: str, weights: str | Path, device: str = "auto", precision: str = "fp32"
+    name: str, weights: str | Path, device: str = "auto", precision: str = "fp32", crops: str = "centre"
 ) -> Extractor:
     """The extractor `name` with the weights file `weights` on `device` ("auto" | "cpu" |
-    "cuda" | "cuda:N") in `precision` ("fp32" | "bf16").
+    "cuda" | "cuda:N") in `precision` ("fp32" | "bf16"), seeing the crops of every segment that
+    `crops` names ("centre", "three", "ten": gclvad.preprocessing.CROP_MODES).
 
     weights="random" (that exact string) builds an untrained network and warns loudly (each
     builder warns, through base.warn_random_weights); any other value must be an existing
@@ -74,4 +75,9 @@ def build_extractor(
     # Guard against a builder (such as one written later) that forgets to mark random weights.
     if is_random_weights(weights) and not extractor.weights_random:
         raise GclvadError(f"extractor {name!r} was built from random weights but does not say so")
+    if crops != "centre":  # the network sees several crops of every segment (gclvad.preprocessing)
+        try:
+            extractor.preprocessing = extractor.preprocessing.with_crops(crops)
+        except ValueError as error:
+            raise GclvadError(f"extractor {name!r}: {error}") from None
     return extractor
