@@ -117,3 +117,33 @@ def test_background_iterator_stops_when_consumer_leaves():
         assert next(iter(items)) == 0
     # __exit__ joined the producer thread: nothing named gclvad-decode is left running
     assert not any(t.name == "gclvad-decode" for t in threading.enumerate())
+
+
+def test_three_crops_and_overlapping_windows_are_extracted_as_the_clips_say(extractor, tmp_path):
+    """(S, C, d) features, each crop the network's features of that crop's clip, in windows
+    every `stride` frames; the shard runner writes the very same bytes."""
+    import copy
+
+    from gclvad.extraction import compute_features
+    from gclvad.shard_extraction import VideoJob, extract_shard
+    from gclvad.decoders import DecoderPool
+
+    video = make_h264(tmp_path / "wide.mp4", 40, (32, 64), pattern="ramp")
+    three = copy.copy(extractor)
+    three.preprocessing = extractor.preprocessing.with_crops("three")
+    features, frames, padded = compute_features(three, video, segment_length=16, batch_size=4, stride=8)
+    segments = list(iter_segments(video, three.preprocessing, 16, 8))
+    assert features.shape == (len(segments), 3, 128) and (frames, padded) == (40, 0)
+    assert [s.first_frame for s in segments] == [0, 8, 16, 24]
+    clips = torch.stack([crop for s in segments for crop in s.clip])  # (S * 3, 3, T, H, W)
+    expected = np.concatenate([three.extract(clips[i : i + 4]).numpy() for i in range(0, len(clips), 4)])
+    np.testing.assert_allclose(features.reshape(-1, 128), expected, rtol=1e-5, atol=1e-6)
+    # the middle crop is the centre crop of the one-crop extractor
+    centre, _, _ = compute_features(extractor, video, segment_length=16, batch_size=4, stride=8)
+    np.testing.assert_allclose(features[:, 1], centre, rtol=1e-5, atol=1e-6)
+    with DecoderPool(1, max_queued=8) as pool:
+        job = VideoJob("wide", video, tmp_path / "shard" / "wide.h5", len(segments))
+        extract_shard(three, [job], pool, segment_length=16, batch_size=4, dtype="float32", stride=8, progress=False)
+    stored, attrs = read_video_features(job.out_path)
+    assert np.array_equal(stored, features) and attrs["segment_stride"] == 8
+    assert json.loads(attrs["preprocessing"])["crops"] == "three"

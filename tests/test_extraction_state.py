@@ -119,3 +119,24 @@ def test_a_marker_newer_than_a_stale_feature_file_stands(tmp_path):
     write_bad_marker(path, source, "is not a video")
     later(bad_marker_path(path), 10)
     assert video_state(path, source, Expected(ATTRS, "float16")).state == BAD
+
+
+def test_crops_and_windows_must_be_those_expected(tmp_path):
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"video")
+    later(source, -10)
+    three = tmp_path / "three.h5"
+    write_video_features(three, np.ones((3, 3, 4), np.float32), {**ATTRS, "frames": 48, "segment_stride": 8}, "float16")
+    assert video_state(three, source, Expected({**ATTRS, "segment_stride": 8}, "float16", 3, crops=3)).state == DONE
+    cases = {
+        "no 2-D 'features' dataset": Expected({**ATTRS, "segment_stride": 8}, "float16", 3),
+        "3 crops a segment, expected 10": Expected({**ATTRS, "segment_stride": 8}, "float16", 3, crops=10),
+        "attribute 'segment_stride' is 8, expected none": Expected({**ATTRS, "segment_stride": None}, "float16", 3, crops=3),
+    }
+    for reason, other in cases.items():
+        state = video_state(three, source, other)
+        assert state.state == TODO and state.reason.endswith(reason), state
+    plain = feature_file(tmp_path / "plain.h5")
+    assert video_state(plain, source, Expected({**ATTRS, "segment_stride": None}, "float16", 3)).state == DONE
+    state = video_state(plain, source, Expected(ATTRS, "float16", 3, crops=3))
+    assert state.state == TODO and state.reason.endswith("no 3-D 'features' dataset")

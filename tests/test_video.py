@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import av
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -221,3 +223,20 @@ def test_overlapping_windows_cover_every_frame_and_pad_the_last(tmp_path, frames
         assert torch.equal(segment.clip, expected_clip(indices))
     with pytest.raises(GclvadError, match="segment_stride must be between 1 and segment_length"):
         next(iter_segments(video, NATIVE, segment_length=16, stride=17))
+
+
+def test_crop_modes_cut_the_crops_they_name():
+    prep = Preprocessing(size=224, crop=224)
+    assert prep.with_crops("three").crop_boxes(224, 298) == [(0, 0, False), (0, 37, False), (0, 74, False)]
+    assert prep.with_crops("three").crop_boxes(298, 224) == [(0, 0, False), (37, 0, False), (74, 0, False)]
+    ten = prep.with_crops("ten")
+    assert ten.size == 256 and ten.resized_shape(240, 320) == (256, 341)
+    boxes = ten.crop_boxes(256, 341)
+    assert boxes[:5] == [(0, 0, False), (0, 117, False), (32, 0, False), (32, 117, False), (16, 58, False)]
+    assert [b[:2] for b in boxes[5:]] == [b[:2] for b in boxes[:5]] and all(b[2] for b in boxes[5:])
+    frames = np.random.default_rng(0).integers(0, 256, (2, 256, 341, 3), dtype=np.uint8)
+    clips = ten.normalize(frames)
+    assert clips.shape == (10, 3, 2, 224, 224)
+    assert torch.equal(clips[5], clips[0].flip(-1))  # the flipped top-left corner
+    # the default describes itself as before (features made earlier keep their description)
+    assert "crops" not in json.loads(prep.describe()) and json.loads(ten.describe())["crops"] == "ten"
