@@ -94,12 +94,18 @@ def check_config_references():
                 )
 
 
+def network_of(extractor):
+    """The network an `extractors:` entry runs: its `network`, or its own name."""
+    return config["extractors"][extractor].get("network", extractor)
+
+
 def check_extractor_names():
-    """Every `extractors:` key must be an extractor gclvad has (gclvad.extractor_facts)."""
+    """Every `extractors:` entry must run a network gclvad has (gclvad.extractor_facts)."""
     for name in config["extractors"]:
-        problem = unknown_extractor_problem(name)
+        problem = unknown_extractor_problem(network_of(name))
         if problem:
-            raise WorkflowError(f"config extractors.{name}: {problem}")
+            key = f"{name}.network" if "network" in config["extractors"][name] else name
+            raise WorkflowError(f"config extractors.{key}: {problem}")
 
 
 def check_segment_length():
@@ -107,7 +113,7 @@ def check_segment_length():
     for name, entry in config["datasets"].items():
         if name in PUBLISHED:
             continue  # features extracted by others: their rows are what they are
-        problem = segment_length_problem(entry["extractor"], config["segment_length"])
+        problem = segment_length_problem(network_of(entry["extractor"]), config["segment_length"])
         if problem:
             raise WorkflowError(
                 f"config segment_length: {problem} (dataset {name} uses it); "
@@ -294,7 +300,9 @@ def extractor_config(name):
 
 
 def get_extractor_params(wildcards):
-    return {"name": wildcards.extractor, **extractor_config(wildcards.extractor)}
+    """The extractor entry as extraction reads it: `name` is the network it runs."""
+    entry = dict(extractor_config(wildcards.extractor))
+    return {"name": entry.pop("network", wildcards.extractor), **entry}
 
 
 def get_weights_file(wildcards):
@@ -380,7 +388,7 @@ def expected_feature_file(wildcards, segments):
     settings = extractor_config(wildcards.extractor)
     weights = settings["weights"]
     attrs = {
-        "extractor": wildcards.extractor,
+        "extractor": network_of(wildcards.extractor),
         "weights_random": weights == RANDOM_WEIGHTS,
         "precision": settings.get("precision", "fp32"),
         "segment_length": config["segment_length"],
