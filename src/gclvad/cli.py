@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     extract.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="storage type")
     extract.add_argument("--segment-length", type=int, default=16, help="frames per segment (default: 16)")
+    extract.add_argument("--segment-stride", type=int, help="frames between segment starts (default: the segment length)")
+    extract.add_argument("--crops", choices=["centre", "three", "ten"], default="centre", help="crops of every segment")
     extract.add_argument("--on-bad-video", choices=["stop", "skip"], default="stop")
 
     demo = commands.add_parser("demo-data", help="write the synthetic demo dataset")
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.videos, args.out, extractor=args.extractor, weights=args.weights, device=args.device,
                 decoders=args.decoders, batch_size=args.batch_size, precision=args.precision, dtype=args.dtype,
                 segment_length=args.segment_length, on_bad_video=args.on_bad_video,
+                stride=args.segment_stride, crops=args.crops,
             )  # fmt: skip
             print(f"{len(report.written)} written, {len(report.kept)} kept, {len(report.bad)} bad -> {args.out}")
         elif args.command == "demo-data":

@@ -79,6 +79,8 @@ def extract_to_folder(
     segment_length: int = 16,
     on_bad_video: str = "stop",
     progress: bool | None = None,
+    stride: int | None = None,
+    crops: str = "centre",
 ):
     """Write `<out_dir>/<id>.h5` for every input video that has no complete one; the ShardReport."""
     from gclvad.shard_extraction import VideoJob, extract_videos
@@ -103,4 +105,6 @@ def extract_to_folder(
         decoders=decoders,
         on_bad_video=on_bad_video,
         progress=progress,
+        stride=stride,
+        crops=crops,
     )
