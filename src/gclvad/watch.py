@@ -107,6 +107,12 @@ class Watcher:
 
         self.settings = settings
         self.record = read_run(run)
+        if self.record.extractor.get("crops", "centre") != "centre":
+            raise GclvadError(
+                f"{self.record.models_path}: the run's extractor sees {self.record.extractor['crops']} crops of every "
+                "segment; gclvad watch cuts the centre crop of each frame as it arrives, so it watches with runs "
+                "trained on centre crops only (score recorded footage of this run with gclvad score)"
+            )
         metadata = read_models_metadata(self.record.models_path)
         self.threshold = run_threshold(self.record.models_path, metadata, settings.quantile, settings.threshold)
         self.out_dir = Path(out_dir)
