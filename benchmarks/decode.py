@@ -2,8 +2,9 @@
 
 Prints frames/s of `probe_video`, and, for the ResNeXt (short side 112, crop 112) and I3D
 (224, 224) preprocessing with 1 and the default number of torch threads, frames/s of
-decode + resize + crop + normalize into segment tensors (`iter_segments`); then the peak RSS of a fresh process that decodes a short video and one ten
-times longer, which should be about equal if decoding streams. Also prints the machine.
+decode + resize + crop + normalize into segment tensors (`iter_segments`); then the peak RSS
+of a fresh process that decodes a short video and one ten times longer, which should be about
+equal if decoding streams. Also prints the machine.
 
     .venv/bin/python benchmarks/decode.py [--seconds 30] [--long-factor 10]
 """
@@ -23,11 +24,11 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from machine import cpu_model
 
 from gclvad.datasets.demo import Event, write_demo_video
 from gclvad.preprocessing import Preprocessing
 from gclvad.video import iter_segments, probe_video
-from machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 FPS = 25
 SIZE = (240, 320)
@@ -41,13 +42,9 @@ PREPROCESSINGS = {
 }
 
 
-
-
 def print_machine() -> None:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(
-        f"CPU: {cpu_model()}; cores: {os.cpu_count()} (usable {usable}); torch threads {torch.get_num_threads()}"
-    )
+    print(f"CPU: {cpu_model()}; cores: {os.cpu_count()} (usable {usable}); torch threads {torch.get_num_threads()}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__}, "
@@ -102,13 +99,9 @@ def peak_rss(video: Path | str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=30, help="length of the short video")
-    parser.add_argument(
-        "--long-factor", type=int, default=10, help="the long video is this many times longer"
-    )
+    parser.add_argument("--long-factor", type=int, default=10, help="the long video is this many times longer")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -130,9 +123,7 @@ def main() -> None:
         print("peak RSS of a fresh process decoding into i3d segments:")
         print(f"  imports only:                  {peak_rss('none'):7.0f} MiB")
         print(f"  {args.seconds:4d} s video ({short_frames:6d} frames): {peak_rss(short):7.0f} MiB")
-        print(
-            f"  {args.seconds * args.long_factor:4d} s video ({long_frames:6d} frames): {peak_rss(long):7.0f} MiB"
-        )
+        print(f"  {args.seconds * args.long_factor:4d} s video ({long_frames:6d} frames): {peak_rss(long):7.0f} MiB")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

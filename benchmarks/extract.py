@@ -31,13 +31,13 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from machine import cpu_model
 
 from gclvad.device import resolve_device
 from gclvad.extraction import extract_video
 from gclvad.extractors.base import RandomWeightsWarning, TorchExtractor
 from gclvad.extractors.resnext import RESNEXT_PREPROCESSING, ResNeXt3D
 from gclvad.video import iter_segments
-from machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 warnings.simplefilter("ignore", RandomWeightsWarning)
 SEGMENT = 16
@@ -46,8 +46,6 @@ SIZE = (240, 320)  # height, width: UCF-Crime's frame size
 
 
 # ---------------------------------------------------------------- machine and inputs
-
-
 
 
 def print_machine(device: torch.device) -> None:
@@ -80,7 +78,7 @@ def make_video(path: Path, seconds: float, seed: int = 0) -> Path:
 
 
 def video_clips(video: Path, count: int) -> torch.Tensor:
-    clips = [s.clip for _, s in zip(range(count), iter_segments(video, RESNEXT_PREPROCESSING, SEGMENT))]
+    clips = [s.clip for _, s in zip(range(count), iter_segments(video, RESNEXT_PREPROCESSING, SEGMENT), strict=False)]
     while len(clips) < count:
         clips += clips[: count - len(clips)]
     return torch.stack(clips)
@@ -91,8 +89,16 @@ def video_clips(video: Path, count: int) -> torch.Tensor:
 
 def resnext_extractor(network: ResNeXt3D, device, precision="fp32", fold=True, channels_last=True):
     return TorchExtractor(
-        "resnext101", copy.deepcopy(network), 2048, RESNEXT_PREPROCESSING, "random", device, precision,
-        bf16_mode="cast", fold_batchnorm=fold, channels_last=channels_last,
+        "resnext101",
+        copy.deepcopy(network),
+        2048,
+        RESNEXT_PREPROCESSING,
+        "random",
+        device,
+        precision,
+        bf16_mode="cast",
+        fold_batchnorm=fold,
+        channels_last=channels_last,
     )
 
 
@@ -132,7 +138,10 @@ def bench_model(network, clips, device, total) -> dict:
         del extractor
     reference = features["fp32 as published"]
     for label in ("fp32 folded+CL3d", "bf16 folded+CL3d"):
-        print(f"  relative error of {label} features vs fp32 as published: {relative_error(features[label], reference):.2e}")
+        print(
+            f"  relative error of {label} features vs fp32 as published: "
+            f"{relative_error(features[label], reference):.2e}"
+        )
     return rates
 
 
@@ -157,8 +166,11 @@ def bench_end_to_end(network, video: Path, device, workdir: Path) -> dict:
         out = workdir / f"e2e-{precision}-{batch}.h5"
         summary = extract_video(extractor, video, out, SEGMENT, batch, "float16")
         results[(precision, batch)] = summary["segments"] / summary["seconds"]
-        print(f"  {precision} batch {batch}: {results[(precision, batch)]:.1f} clips/s "
-              f"({summary['segments']} clips in {summary['seconds']:.1f} s)", flush=True)
+        print(
+            f"  {precision} batch {batch}: {results[(precision, batch)]:.1f} clips/s "
+            f"({summary['segments']} clips in {summary['seconds']:.1f} s)",
+            flush=True,
+        )
         del extractor
     return results
 
@@ -207,7 +219,7 @@ def classic_clip(frame_files: list[Path]) -> torch.Tensor:
             w, h = image.size
             ow, oh = (112, int(112 * h / w)) if w < h else (int(112 * w / h), 112)
             image = image.resize((ow, oh), Image.BILINEAR)
-            left, top = int(round((ow - 112) / 2.0)), int(round((oh - 112) / 2.0))
+            left, top = round((ow - 112) / 2.0), round((oh - 112) / 2.0)
             image = image.crop((left, top, left + 112, top + 112))
             array = torch.from_numpy(np.asarray(image, dtype=np.float32).copy()).permute(2, 0, 1)
             frames.append(array - mean)
@@ -235,7 +247,9 @@ def bench_classic(network, video: Path, device, workdir: Path) -> float:
         clips += 1
     shutil.rmtree(frames_dir)
     seconds = time.perf_counter() - started
-    print(f"  {clips} clips in {seconds:.1f} s ({dumped:.1f} s of it ffmpeg writing JPEGs): {clips / seconds:.1f} clips/s")
+    print(
+        f"  {clips} clips in {seconds:.1f} s ({dumped:.1f} s of it ffmpeg writing JPEGs): {clips / seconds:.1f} clips/s"
+    )
     return clips / seconds
 
 
@@ -267,15 +281,20 @@ def main() -> None:
         print("\n3. Peak RSS of a whole extraction (bf16, batch 4, own process)")
         for label, path in (("short", video), ("10x longer", long_video)):
             report = peak_rss(path, str(device))
-            print(f"  {label:10s} ({report['segments']:4d} clips): {report['peak_rss_mib']:.0f} MiB, "
-                  f"{report['segments'] / report['seconds']:.1f} clips/s", flush=True)
+            print(
+                f"  {label:10s} ({report['segments']:4d} clips): {report['peak_rss_mib']:.0f} MiB, "
+                f"{report['segments'] / report['seconds']:.1f} clips/s",
+                flush=True,
+            )
         classic = bench_classic(network, video, device, workdir)
 
     ours = e2e[("bf16", 4)]
     best_model = max(model["bf16 folded+CL3d"])
     print("\nSummary")
-    print(f"  ours end to end (bf16, batch 4): {ours:.1f} clips/s; classic: {classic:.1f} clips/s; "
-          f"ratio {ours / classic:.1f}x")
+    print(
+        f"  ours end to end (bf16, batch 4): {ours:.1f} clips/s; classic: {classic:.1f} clips/s; "
+        f"ratio {ours / classic:.1f}x"
+    )
     bound = "decoding" if e2e["decode"] < best_model else "the model"
     print(f"  bound: {bound} (decode alone {e2e['decode']:.1f} clips/s, model alone up to {best_model:.1f} clips/s)")
     print(f"  load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

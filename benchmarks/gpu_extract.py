@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from machine import describe  # noqa: E402  (benchmarks/ is on sys.path when run)
+from machine import describe
 
 SEGMENT = 16
 EXTRACTORS = {"resnext101": "random", "i3d": "package"}
@@ -77,7 +76,7 @@ def bench_models(device: torch.device, batches) -> dict:
         for precision in ("fp32", "bf16"):
             extractor = build(name, str(device), precision)
             row = [model_rate(extractor, batch, device) for batch in batches]
-            rates[(name, precision)] = dict(zip(batches, row))
+            rates[(name, precision)] = dict(zip(batches, row, strict=True))
             print(f"  {name + ' ' + precision:20s}" + "".join(f"  {r:10.1f}" for r in row), flush=True)
             del extractor
             if device.type == "cuda":
@@ -97,7 +96,7 @@ def make_videos(folder: Path, count: int, frames: int) -> list[Path]:
 
 
 def bench_decoding(videos: list[Path], decoders) -> dict:
-    from gclvad.decoders import DecodeTask, DecoderPool, Finished
+    from gclvad.decoders import DecoderPool, DecodeTask, Finished
     from gclvad.extractors.i3d import I3D_PREPROCESSING
     from gclvad.extractors.resnext import RESNEXT_PREPROCESSING
 
@@ -160,7 +159,8 @@ def check_against_cpu(videos: list[Path], device: torch.device) -> bool:
     passed = True
     for name in EXTRACTORS:
         cpu = build(name, "cpu", "fp32")
-        clips = torch.stack([s.clip for v in videos[:2] for _, s in zip(range(4), iter_segments(v, cpu.preprocessing))])
+        first_four = [zip(range(4), iter_segments(v, cpu.preprocessing), strict=False) for v in videos[:2]]
+        clips = torch.stack([s.clip for segments in first_four for _, s in segments])
         reference = cpu.extract(clips)
         del cpu
         for precision in ("fp32", "bf16"):

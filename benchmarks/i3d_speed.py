@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 import torch
+from machine import cpu_model
 
 from gclvad.extractors.i3d import build_i3d
-from machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 VARIANTS = {
     "fp32 unfolded": dict(fold=False),
@@ -29,8 +29,6 @@ VARIANTS = {
     "bf16 cast": dict(precision="bf16", bf16_mode="cast"),
     "bf16 cast channels_last": dict(precision="bf16", bf16_mode="cast", channels_last=True),
 }
-
-
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -53,8 +51,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="names of VARIANTS to run (default: all)")
     args = parser.parse_args()
 
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()}")
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()}"
+    )
     if args.device != "cpu" and torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name()}")
     generator = np.random.default_rng(0)
@@ -79,8 +79,9 @@ def main() -> None:
             for batch, batch_clips in clips.items():
                 best[name, batch] = min(best[name, batch], seconds(ext, batch_clips))
 
-    print(f"{args.frames}x{args.size}x{args.size} clips, best of {args.rounds} rounds; "
-          f"load average now {os.getloadavg()}")
+    print(
+        f"{args.frames}x{args.size}x{args.size} clips, best of {args.rounds} rounds; load average now {os.getloadavg()}"
+    )
     for name in extractors:
         speeds = ", ".join(f"batch {batch}: {batch / best[name, batch]:.2f} clips/s" for batch in args.batches)
         print(f"{name:30s} rel err vs fp32 unfolded {errors[name]:.2e}; {speeds}")

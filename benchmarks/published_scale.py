@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-
 from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +78,11 @@ def workdir(root: Path, dataset: dict) -> Path:
     work.mkdir(exist_ok=True)
     for name in ("Snakefile", "workflow", "config", "profiles", "envs"):
         source = REPO / name
-        (shutil.copytree(source, work / name, dirs_exist_ok=True) if source.is_dir() else shutil.copy2(source, work / name))
+        (
+            shutil.copytree(source, work / name, dirs_exist_ok=True)
+            if source.is_dir()
+            else shutil.copy2(source, work / name)
+        )
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["datasets"] = {"ucf_scale": dataset}
     config["training"]["presets"]["paper_bf16"] = {"base": "paper", "execution": {"precision": "bf16"}}
@@ -93,7 +96,9 @@ def rule_figures(work: Path) -> list[tuple[str, float, float]]:
     for path in sorted((work / "benchmarks" / "rules").rglob("*.tsv"), key=lambda p: p.stat().st_mtime):
         with open(path) as handle:
             record = next(csv.DictReader(handle, delimiter="\t"))
-        rows.append((str(path.relative_to(work / "benchmarks" / "rules")), float(record["s"]), float(record["max_rss"])))
+        rows.append(
+            (str(path.relative_to(work / "benchmarks" / "rules")), float(record["s"]), float(record["max_rss"]))
+        )
     return rows
 
 

@@ -40,8 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-
-from machine import describe  # noqa: E402  (benchmarks/ is on sys.path when run)
+from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "envs"]
@@ -187,7 +186,8 @@ def bench_workflow(args, root: Path, manifest: Path, baseline: Path, weights: di
     videos, clips = args.videos, args.videos * args.segments
     print(f"\n2. Whole-workflow extraction of {videos} videos x {args.segments} segments ({clips} clips), "
           "segment index done beforehand, merge included. in-job: seconds inside the extraction code (per-video "
-          "jobs: extract_video, decode + network; shards: the network alone); fixed = (wall - in-job) / videos")  # fmt: skip
+          "jobs: extract_video, decode + network; shards: the network alone); "
+          "fixed = (wall - in-job) / videos")  # fmt: skip
     print(f"  {'extractor':11s} {'jobs':>10s} {'wall s':>8s} {'in-job s':>9s} {'fixed s/video':>14s} "
           f"{'in-job/wall':>12s} {'model-only/wall':>16s}  load before -> after")  # fmt: skip
     results = {}
@@ -224,7 +224,7 @@ def bench_rss(args, root: Path, manifest: Path, weights: dict, many: dict) -> No
 
 
 def bench_decode(manifest: Path, count: int = 12) -> None:
-    from gclvad.decoders import DecodeTask, DecoderPool, Finished
+    from gclvad.decoders import DecoderPool, DecodeTask, Finished
     from gclvad.extractors.i3d import I3D_PREPROCESSING
     from gclvad.extractors.resnext import RESNEXT_PREPROCESSING
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from videos import make_empty_file, make_frame_folder, make_text_file, make_video, truncate_copy
 
 

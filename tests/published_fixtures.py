@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from synthetic import make_videos, make_world
 
 SEGMENT = 16

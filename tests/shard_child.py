@@ -56,7 +56,7 @@ def main() -> None:
             (out_dir / "writing").touch()
             time.sleep(600)
 
-        features._set_attrs = hang
+        features.set_attrs = hang
     with DecoderPool(decoders, max_queued=2 * batch_size) as pool:
         print(json.dumps([process.pid for process in pool._processes]), flush=True)
         extractor = small_resnext()

@@ -19,6 +19,7 @@ client of such a cluster, with a hard timeout.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -28,9 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import pytest
 
@@ -80,10 +81,7 @@ def unavailable_reason() -> str | None:
     """Why this machine cannot run a test cluster, or None when it can."""
     missing = missing_binaries()
     if missing:
-        return (
-            f"SLURM/munge binaries not on PATH: {', '.join(missing)} "
-            "(install them with .ci/install-slurm.sh)"
-        )
+        return f"SLURM/munge binaries not on PATH: {', '.join(missing)} (install them with .ci/install-slurm.sh)"
     if os.geteuid() != 0:
         # slurmd must be root to start job steps as the submitting user.
         return "the test SLURM cluster must run as root (slurmd launches job steps)"
@@ -111,9 +109,7 @@ def _die_with_parent() -> None:
 
 def _node_hardware() -> dict[str, str]:
     """This host's CPU/board/memory layout as `slurmd -C` reports it."""
-    report = subprocess.run(
-        ["slurmd", "-C"], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
+    report = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True, timeout=30).stdout
     first_line = report.splitlines()[0]
     fields = dict(item.split("=", 1) for item in first_line.split())
     wanted = (
@@ -128,8 +124,7 @@ def _node_hardware() -> dict[str, str]:
     missing = [key for key in wanted if key not in fields]
     if missing:
         raise SlurmClusterError(
-            f"`slurmd -C` printed no {', '.join(missing)}; expected a NodeName=... "
-            f"line, found: {first_line!r}"
+            f"`slurmd -C` printed no {', '.join(missing)}; expected a NodeName=... line, found: {first_line!r}"
         )
     return {key: fields[key] for key in wanted}
 
@@ -205,9 +200,7 @@ class SlurmCluster:
         merged.update(self.env)
         return merged
 
-    def run(
-        self, *command: str, timeout: float = 30, check: bool = True
-    ) -> subprocess.CompletedProcess:
+    def run(self, *command: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
         """Runs a SLURM client command (squeue, scontrol, ...) against this cluster."""
         result = subprocess.run(
             list(command),
@@ -218,8 +211,7 @@ class SlurmCluster:
         )
         if check and result.returncode != 0:
             raise SlurmClusterError(
-                f"`{' '.join(command)}` exited {result.returncode}: "
-                f"{result.stderr.strip() or result.stdout.strip()}"
+                f"`{' '.join(command)}` exited {result.returncode}: {result.stderr.strip() or result.stdout.strip()}"
             )
         return result
 
@@ -262,8 +254,12 @@ class SlurmCluster:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 active = self.run(
-                    "squeue", "--noheader", "--format=%i", "--states=PENDING,RUNNING,COMPLETING",
-                    check=False, timeout=15,
+                    "squeue",
+                    "--noheader",
+                    "--format=%i",
+                    "--states=PENDING,RUNNING,COMPLETING",
+                    check=False,
+                    timeout=15,
                 ).stdout.split()
                 if not active:
                     return
@@ -282,10 +278,8 @@ def _terminate(process: subprocess.Popen, grace_s: float = 10) -> None:
     try:
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=grace_s)
 
 
@@ -306,10 +300,8 @@ def _pids_with_marker(root: str) -> list[int]:
 
 
 def _kill_pid(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _start_daemon(cluster: SlurmCluster, name: str, command: Sequence[str]) -> None:
@@ -338,9 +330,7 @@ def _wait_until(what: str, condition, cluster: SlurmCluster, timeout_s: float) -
         if condition():
             return
         time.sleep(0.3)
-    raise SlurmClusterError(
-        f"timed out after {timeout_s} s waiting for {what}\n{cluster.diagnostics()}"
-    )
+    raise SlurmClusterError(f"timed out after {timeout_s} s waiting for {what}\n{cluster.diagnostics()}")
 
 
 def _write_munge_key(path: Path) -> None:
@@ -423,14 +413,20 @@ def _start_all(cluster: SlurmCluster, timeout_s: float) -> None:
     root = cluster.root
     socket_path = root / "munge" / "munge.socket"
     _write_munge_key(root / "munge" / "munge.key")
-    _start_daemon(cluster, "munged", [
-        "munged", "--foreground", "--force",
-        f"--socket={socket_path}",
-        f"--key-file={root / 'munge' / 'munge.key'}",
-        f"--pid-file={root / 'run' / 'munged.pid'}",
-        f"--seed-file={root / 'munge' / 'munged.seed'}",
-        f"--log-file={root / 'log' / 'munged.log'}",
-    ])
+    _start_daemon(
+        cluster,
+        "munged",
+        [
+            "munged",
+            "--foreground",
+            "--force",
+            f"--socket={socket_path}",
+            f"--key-file={root / 'munge' / 'munge.key'}",
+            f"--pid-file={root / 'run' / 'munged.pid'}",
+            f"--seed-file={root / 'munge' / 'munged.seed'}",
+            f"--log-file={root / 'log' / 'munged.log'}",
+        ],
+    )
     _wait_until("munged's socket", socket_path.exists, cluster, timeout_s)
     _start_daemon(cluster, "slurmctld", ["slurmctld", "-D", "-i", "-f", str(cluster.conf)])
     _wait_until(
@@ -447,9 +443,7 @@ def _snakemake_command() -> list[str]:
     return [sys.executable, "-m", "snakemake"]
 
 
-def _run_bounded(
-    command: list[str], cwd: Path, env: dict[str, str], timeout: float
-) -> subprocess.CompletedProcess:
+def _run_bounded(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """Runs `command` in its own process group; kills the whole group on timeout."""
     process = subprocess.Popen(
         command,
@@ -472,7 +466,7 @@ def _run_bounded(
             output, _ = process.communicate()
         raise SlurmClusterError(
             f"`{' '.join(command)}` did not finish within {timeout} s; output:\n{output[-6000:]}"
-        )
+        ) from None
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
@@ -496,12 +490,19 @@ def run_snakemake_on_slurm(
     """
     # Targets first: an option taking several values (--group-components ...)
     # at the end of extra_args would otherwise swallow them.
-    command = _snakemake_command() + list(targets) + [
-        "--workflow-profile", str(profile),
-        "--directory", str(workdir),
-        "--slurm-init-seconds-before-status-checks", str(TEST_STATUS_CHECK_DELAY_S),
-        "--slurm-keep-successful-logs",
-    ]
+    command = (
+        _snakemake_command()
+        + list(targets)
+        + [
+            "--workflow-profile",
+            str(profile),
+            "--directory",
+            str(workdir),
+            "--slurm-init-seconds-before-status-checks",
+            str(TEST_STATUS_CHECK_DELAY_S),
+            "--slurm-keep-successful-logs",
+        ]
+    )
     if snakefile is not None:
         command += ["--snakefile", str(snakefile)]
     command += list(extra_args)
@@ -517,18 +518,20 @@ def run_snakemake_locally(
     profile: Path = DEFAULT_PROFILE,
 ) -> subprocess.CompletedProcess:
     """The same run as run_snakemake_on_slurm() but with the local `profile`."""
-    command = _snakemake_command() + list(targets) + [
-        "--workflow-profile", str(profile),
-        "--directory", str(workdir),
-    ]
+    command = (
+        _snakemake_command()
+        + list(targets)
+        + [
+            "--workflow-profile",
+            str(profile),
+            "--directory",
+            str(workdir),
+        ]
+    )
     if snakefile is not None:
         command += ["--snakefile", str(snakefile)]
     command += list(extra_args)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLURM_", "SBATCH_", "SRUN_"))
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
     return _run_bounded(command, workdir, env, timeout)
 
 

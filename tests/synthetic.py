@@ -103,7 +103,7 @@ def make_videos(
         truth = np.zeros(n, dtype=bool)
         anomalous = rng.random() < anomalous_video_fraction
         if anomalous:
-            length = max(2, int(round(n * rng.uniform(*anomaly_run))))
+            length = max(2, round(n * rng.uniform(*anomaly_run)))
             start = int(rng.integers(1, n - length))
             kind = int(rng.integers(len(world.anomaly_centres)))
             jumps = rng.normal(0, jump, (length, anomaly_rank))  # independent per segment: eventful

@@ -148,7 +148,7 @@ def test_skip_skips_a_missing_file_like_any_bad_video(mixed_manifest, tmp_path):
 
 
 def test_duplicates_stop_even_with_skip(mixed_manifest):
-    with pytest.raises(GclvadError, match="listed more than once.*skip. does not skip these.*\n  c: ") as caught:
+    with pytest.raises(GclvadError, match=r"listed more than once.*skip. does not skip these.*\n  c: ") as caught:
         build_segment_index(load_dataset(mixed_manifest), 16, on_bad_video="skip")
     assert "Besides, 2 of 5 videos cannot be used (`on_bad_video: skip` will skip them)" in str(caught.value)
 
@@ -194,7 +194,7 @@ def test_generic_reader_refuses_unsafe_ids_naming_the_line(tmp_path, video_id):
 
 def test_every_unsafe_id_of_a_manifest_is_listed_at_once(tmp_path):
     (tmp_path / "videos.csv").write_text("video,path\na/b,a.mkv\nok,a.mkv\n.x,a.mkv\n")
-    with pytest.raises(BadDatasetError, match="2 problems:\n  line 2: video id 'a/b'.*\n  line 4: video id '.x'"):
+    with pytest.raises(BadDatasetError, match=r"2 problems:\n  line 2: video id 'a/b'.*\n  line 4: video id '.x'"):
         load_dataset({"format": "generic", "manifest": str(tmp_path / "videos.csv")})
 
 
@@ -205,12 +205,12 @@ def test_ucf_crime_and_shanghaitech_lists_refuse_unsafe_ids(tmp_path):
     ucf = tmp_path / "Anomaly_Train.txt"
     ucf.write_text("Abuse/Abuse001_x264.mp4\nAbuse/.Abuse002_x264.mp4\nAbuse/Ab use003.mp4\n")
     with pytest.raises(
-        BadDatasetError, match="2 problems:\n  line 2: video id '.Abuse002_x264'.*\n  line 3: video id 'Ab use003'"
+        BadDatasetError, match=r"2 problems:\n  line 2: video id '.Abuse002_x264'.*\n  line 3: video id 'Ab use003'"
     ):
         read_video_list(ucf)
     stech = tmp_path / "SH_Train.txt"
     stech.write_text("01_001\n../01_002\n")
-    with pytest.raises(BadDatasetError, match="line 2: video id '../01_002' is not allowed"):
+    with pytest.raises(BadDatasetError, match=r"line 2: video id '../01_002' is not allowed"):
         read_id_list(stech)
 
 

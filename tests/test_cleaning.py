@@ -77,7 +77,7 @@ def test_bad_inputs_name_the_problem():
         temporal_difference_mask(FEATURES, VIDEO, np.array([0, 1, 1, 3, 0, 1, 2]))
     with pytest.raises(GclvadError, match="one entry per feature row"):
         temporal_difference_mask(FEATURES, VIDEO[:3], POSITION)
-    with pytest.raises(GclvadError, match="cleaning.mode must be one of absolute, percentile"):
+    with pytest.raises(GclvadError, match=r"cleaning.mode must be one of absolute, percentile"):
         temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(mode="relative"))
     with pytest.raises(GclvadError, match=r"cleaning.threshold is a percentile .* \(0, 100\]; found 0"):
         CleaningConfig(threshold=0, mode="percentile")

@@ -13,8 +13,10 @@ def test_import_rtfm_from_a_windows_list(tmp_path, capsys):
     ten_crop = np.arange(3 * 10 * 4, dtype=np.float32).reshape(3, 10, 4)
     np.save(features / "Abuse028_x264_i3d.npy", ten_crop)
     (tmp_path / "test.list").write_bytes(b"G:\\UCF_Test_ten_crop_i3d\\Abuse028_x264_i3d.npy\r\n")
-    assert main(["import-rtfm", str(tmp_path / "test.list"), str(features), str(tmp_path / "out"),
-                 "--extractor", "i3d"]) == 0
+    assert (
+        main(["import-rtfm", str(tmp_path / "test.list"), str(features), str(tmp_path / "out"), "--extractor", "i3d"])
+        == 0
+    )
     assert "1 videos imported" in capsys.readouterr().out
     stored, attrs = read_video_features(tmp_path / "out" / "Abuse028_x264.h5")
     assert np.allclose(stored, ten_crop.mean(axis=1))

@@ -45,9 +45,9 @@ def generic_dataset(tmp_path):
     touch(data / "clips" / "b.mp4")
     frame_folder(data / "frames" / "c")
     (data / "videos.csv").write_text(
-        "video,path,split,label\n" "a,clips/a.mp4,train,0\n" "b,clips/b.mp4,test,1\n" "c,frames/c,test,\n"
+        "video,path,split,label\na,clips/a.mp4,train,0\nb,clips/b.mp4,test,1\nc,frames/c,test,\n"
     )
-    (data / "annotations.csv").write_text("video,start_frame,end_frame\n" "b,40,50\n" "b,10,20\n")
+    (data / "annotations.csv").write_text("video,start_frame,end_frame\nb,40,50\nb,10,20\n")
     return data
 
 
@@ -161,7 +161,7 @@ def test_generic_normal_label_with_intervals_is_a_contradiction(tmp_path):
 
 
 def test_unknown_format_and_missing_keys_are_named():
-    with pytest.raises(GclvadError, match="'kinetics'.*generic, shanghaitech, ucf_crime"):
+    with pytest.raises(GclvadError, match=r"'kinetics'.*generic, shanghaitech, ucf_crime"):
         load_dataset({"format": "kinetics"})
     with pytest.raises(GclvadError, match="lacks the key 'manifest'"):
         load_dataset({"format": "generic"})

@@ -35,7 +35,7 @@ def test_manifest_and_annotations_format(demo):
     for row in videos.itertuples():
         info = probe_video(demo.parent / row.path)
         assert (info.frames, info.height, info.width, info.fps, info.status) == (32, 48, 64, 25.0, "ok")
-    assert ((0 <= annotations["start_frame"]) & (annotations["start_frame"] < annotations["end_frame"])).all()
+    assert ((annotations["start_frame"] >= 0) & (annotations["start_frame"] < annotations["end_frame"])).all()
     assert (annotations["end_frame"] <= 32).all()
 
 
@@ -56,7 +56,7 @@ def test_same_seed_same_dataset_other_seed_differs(demo, tmp_path):
         assert (again.parent / name).read_text() == (demo.parent / name).read_text()
     for path in pd.read_csv(demo)["path"]:
         first, second = decoded(demo, path), decoded(again, path)
-        assert all(torch.equal(a, b) for a, b in zip(first, second)) and len(first) == len(second)
+        assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True)) and len(first) == len(second)
     assert not torch.equal(decoded(demo, "train_000.mp4")[0], decoded(other, "train_000.mp4")[0])
 
 

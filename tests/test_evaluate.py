@@ -40,8 +40,6 @@ def test_frame_auc_needs_both_classes_and_matching_lengths():
         frame_auc({"a": np.array([0.1])}, {"b": np.array([1], bool)})
 
 
-
-
 def test_the_fields_metrics_by_hand():
     from gclvad.evaluate import frame_metrics
 

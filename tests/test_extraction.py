@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from videos import make_h264
 
 from gclvad.errors import BadVideoError, GclvadError
 from gclvad.extraction import BackgroundIterator, extract_video
@@ -17,7 +18,6 @@ from gclvad.extractors import RandomWeightsWarning
 from gclvad.extractors.resnext import build_resnext101
 from gclvad.features import read_video_features
 from gclvad.video import iter_segments
-from videos import make_h264
 
 SMALL = dict(layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), cardinality=4, stem_channels=8, num_classes=10)
 
@@ -71,7 +71,7 @@ def test_bad_video_raises_and_writes_nothing(extractor, tmp_path):
     source = tmp_path / "notes.mp4"
     source.write_text("not a video\n" * 20)
     out = tmp_path / "notes.h5"
-    with pytest.raises(BadVideoError, match="notes.mp4"):
+    with pytest.raises(BadVideoError, match=r"notes.mp4"):
         extract_video(extractor, source, out)
     assert not out.exists() and list(tmp_path.iterdir()) == [source]
 
@@ -94,12 +94,11 @@ def test_background_iterator_overlaps_and_forwards_errors():
             yield i
         raise ValueError("decoder broke")
 
-    with pytest.raises(ValueError, match="decoder broke"):
-        with BackgroundIterator(numbers, max_queued=2) as items:
-            for item in items:
-                time.sleep(0.01)
-                # the producer runs ahead of the consumer, by at most the queue size (+1 in hand)
-                assert item <= len(produced) - 1 <= item + 3
+    with pytest.raises(ValueError, match="decoder broke"), BackgroundIterator(numbers, max_queued=2) as items:
+        for item in items:
+            time.sleep(0.01)
+            # the producer runs ahead of the consumer, by at most the queue size (+1 in hand)
+            assert item <= len(produced) - 1 <= item + 3
     assert produced == [0, 1, 2, 3, 4]
 
 
@@ -124,9 +123,9 @@ def test_three_crops_and_overlapping_windows_are_extracted_as_the_clips_say(extr
     every `stride` frames; the shard runner writes the very same bytes."""
     import copy
 
+    from gclvad.decoders import DecoderPool
     from gclvad.extraction import compute_features
     from gclvad.shard_extraction import VideoJob, extract_shard
-    from gclvad.decoders import DecoderPool
 
     video = make_h264(tmp_path / "wide.mp4", 40, (32, 64), pattern="ramp")
     three = copy.copy(extractor)

@@ -106,7 +106,7 @@ def test_bad_marker_stands_until_the_source_changes(tmp_path):
 
 def test_stale_temporaries_are_those_of_the_file_and_its_marker(tmp_path):
     leftovers = [tmp_path / ".v.h5.abc123.tmp", tmp_path / ".v.bad.json.x.tmp"]
-    for leftover in leftovers + [tmp_path / ".w.h5.abc.tmp"]:
+    for leftover in [*leftovers, tmp_path / ".w.h5.abc.tmp"]:
         leftover.write_bytes(b"")
     assert stale_temporaries(tmp_path / "v.h5") == sorted(leftovers)
 
@@ -131,7 +131,9 @@ def test_crops_and_windows_must_be_those_expected(tmp_path):
     cases = {
         "no 2-D 'features' dataset": Expected({**ATTRS, "segment_stride": 8}, "float16", 3),
         "3 crops a segment, expected 10": Expected({**ATTRS, "segment_stride": 8}, "float16", 3, crops=10),
-        "attribute 'segment_stride' is 8, expected none": Expected({**ATTRS, "segment_stride": None}, "float16", 3, crops=3),
+        "attribute 'segment_stride' is 8, expected none": Expected(
+            {**ATTRS, "segment_stride": None}, "float16", 3, crops=3
+        ),
     }
     for reason, other in cases.items():
         state = video_state(three, source, other)

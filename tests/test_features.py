@@ -11,7 +11,6 @@ import pytest
 
 import gclvad.features as features_module
 from gclvad.errors import GclvadError
-from gclvad.rtfm import import_rtfm
 from gclvad.features import (
     FeatureSet,
     load_feature_set,
@@ -19,6 +18,7 @@ from gclvad.features import (
     read_video_features,
     write_video_features,
 )
+from gclvad.rtfm import import_rtfm
 
 
 def attrs_for(frames: int, segment_length: int = 16, **changes) -> dict:
@@ -282,7 +282,9 @@ def test_rtfm_import_errors(tmp_path):
     with pytest.raises(GclvadError, match=r"Abuse001_x264_i3d\.npy: expected little-endian float features"):
         import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
     np.save(feature_dir / "Abuse001_x264_i3d.npy", np.zeros((3, 5, 4, 2), dtype=np.float32))
-    with pytest.raises(GclvadError, match=r"Abuse001_x264_i3d\.npy: expected features of shape .* found \(3, 5, 4, 2\)"):
+    with pytest.raises(
+        GclvadError, match=r"Abuse001_x264_i3d\.npy: expected features of shape .* found \(3, 5, 4, 2\)"
+    ):
         import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
     (feature_dir / "Abuse001_x264_i3d.npy").unlink()
     with pytest.raises(GclvadError, match=r"line 1: no file named Abuse001_x264_i3d\.npy below"):

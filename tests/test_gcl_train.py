@@ -5,7 +5,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from synthetic import make_train_test
 
 from gclvad.cleaning import CleaningConfig
@@ -110,7 +109,9 @@ def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, stop_at, res
     )
     assert seen[0] == resumes_at  # finished epochs are not repeated
     for key in ("d", "g"):
-        assert np.array_equal(score(reference.models, test_set.features)[key], score(resumed.models, test_set.features)[key])
+        assert np.array_equal(
+            score(reference.models, test_set.features)[key], score(resumed.models, test_set.features)[key]
+        )
     assert _without_seconds(reference.log) == _without_seconds(resumed.log)
     assert reference.steps == resumed.steps
 
@@ -138,7 +139,7 @@ def test_saved_models_rebuild_exactly(tiny, tmp_path):
     with pytest.raises(GclvadError, match=r"features must be \(M, 64\)"):
         score(loaded, test_set.features[:, :10])
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(ModelsFileError, match="junk.pt: cannot be read as a GCL models file .*it is damaged"):
+    with pytest.raises(ModelsFileError, match=r"junk.pt: cannot be read as a GCL models file .*it is damaged"):
         load_models(tmp_path / "junk.pt")
 
 
@@ -168,13 +169,13 @@ def test_size_aware_batch_and_minimum_steps(tiny):
 
 
 def test_config_rejects_unknown_keys_and_bad_values():
-    with pytest.raises(BadConfigError, match="unknown key.*learning_rate, nl"):
+    with pytest.raises(BadConfigError, match=r"unknown key.*learning_rate, nl"):
         from_dict({"learning_rate": 1, "nl": "ones"})
-    with pytest.raises(BadConfigError, match="unknown key.*loop.nl"):
+    with pytest.raises(BadConfigError, match=r"unknown key.*loop.nl"):
         from_dict({"loop": {"nl": "ones"}})
-    with pytest.raises(BadConfigError, match="loop.nl_target must be one of"):
+    with pytest.raises(BadConfigError, match=r"loop.nl_target must be one of"):
         from_dict({"loop": {"nl_target": "zeros"}})
-    with pytest.raises(BadConfigError, match="optimiser.lr must be > 0"):
+    with pytest.raises(BadConfigError, match=r"optimiser.lr must be > 0"):
         GCLConfig().replace(lr=0)
     config = get_preset("small", g_hidden=[8, 4, 8])
     assert from_dict(config.to_dict()) == config and config.architecture.g_hidden == (8, 4, 8)
@@ -242,7 +243,9 @@ def test_a_non_finite_loss_stops_training_naming_stage_epoch_and_step(tiny):
     features = train_set.features.copy()
     features[3] = 3e38  # finite, but its squared error overflows
     data = TrainingData(features, train_set.video, train_set.position)
-    with pytest.raises(NonFiniteLossError, match=r"training stage autoencoder, epoch 1, step \d+ of \d+: loss_g = (inf|nan)"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"training stage autoencoder, epoch 1, step \d+ of \d+: loss_g = (inf|nan)"
+    ):
         train(_tiny_config("AE_AllData"), data, seed=0)
 
 
@@ -255,5 +258,11 @@ def test_precomputed_td_mask_is_what_pretraining_uses(tiny):
     assert result.log[0]["rows"] == keep_first_half.sum()
     assert result.cleaning == {"kept": 0.5}
     # without a mask, the given cleaning settings are used
-    stricter = train(config, _data(train_set), seed=0, stages=["pretrain_g"], cleaning=CleaningConfig(threshold=30, mode="percentile"))
+    stricter = train(
+        config,
+        _data(train_set),
+        seed=0,
+        stages=["pretrain_g"],
+        cleaning=CleaningConfig(threshold=30, mode="percentile"),
+    )
     assert stricter.cleaning["percentile"] == 30 and stricter.log[0]["rows"] == stricter.cleaning["kept"]

@@ -124,7 +124,7 @@ def test_missing_package_says_how_to_install(monkeypatch):
 
 
 def test_missing_weights_file_is_named(tmp_path):
-    with pytest.raises(GclvadError, match="nothere.ckpt"):
+    with pytest.raises(GclvadError, match=r"nothere.ckpt"):
         build_i3d(tmp_path / "nothere.ckpt", device="cpu")
 
 
@@ -133,8 +133,16 @@ def test_missing_weights_file_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     "size, kernel, stride, pads",
-    [(224, 7, 2, (2, 3)), (16, 7, 2, (2, 3)), (11, 7, 2, (3, 3)), (112, 3, 2, (0, 1)),
-     (8, 3, 1, (1, 1)), (4, 2, 2, (0, 0)), (7, 2, 2, (0, 1)), (1, 3, 2, (1, 1))],
+    [
+        (224, 7, 2, (2, 3)),
+        (16, 7, 2, (2, 3)),
+        (11, 7, 2, (3, 3)),
+        (112, 3, 2, (0, 1)),
+        (8, 3, 1, (1, 1)),
+        (4, 2, 2, (0, 0)),
+        (7, 2, 2, (0, 1)),
+        (1, 3, 2, (1, 1)),
+    ],
 )
 def test_same_padding_follows_tensorflow(size, kernel, stride, pads):
     assert same_padding(size, kernel, stride) == pads
@@ -201,7 +209,7 @@ def test_checkpoint_with_missing_or_extra_arrays_is_refused(params):
     with pytest.raises(GclvadError, match="missing array params/Mixed_4d/Branch_2/Conv3d_0a_1x1"):
         load_params_into(InceptionI3d(), missing, Path("cut.ckpt"))
     extra = dict(params, **{"params/Extra/kernel": np.zeros(3, np.float32)})
-    with pytest.raises(GclvadError, match="1 arrays fit no layer.*params/Extra/kernel"):
+    with pytest.raises(GclvadError, match=r"1 arrays fit no layer.*params/Extra/kernel"):
         load_params_into(InceptionI3d(), extra, Path("extra.ckpt"))
 
 

@@ -16,8 +16,19 @@ from gclvad.segment_index import COLUMNS, read_segment_index, split_videos, writ
 def _index(tmp_path, rows):
     table = pd.DataFrame(
         [
-            dict(video=v, source=f"{v}.mp4", split=s, frames=32, fps=25.0, width=64, height=48,
-                 segments=2, padded_tail=0, status=status, reason="")
+            dict(
+                video=v,
+                source=f"{v}.mp4",
+                split=s,
+                frames=32,
+                fps=25.0,
+                width=64,
+                height=48,
+                segments=2,
+                padded_tail=0,
+                status=status,
+                reason="",
+            )
             for v, s, status in rows
         ],
         columns=COLUMNS,
@@ -28,8 +39,9 @@ def _index(tmp_path, rows):
 
 
 def test_training_and_scored_videos_follow_splits_and_status(tmp_path):
-    index = _index(tmp_path, [("a", "train", "ok"), ("b", "test", "ok"), ("c", "train", "bad"),
-                              ("d", "test", "truncated")])
+    index = _index(
+        tmp_path, [("a", "train", "ok"), ("b", "test", "ok"), ("c", "train", "bad"), ("d", "test", "truncated")]
+    )
     assert split_videos(index, ["train"]) == (["a"], ["b", "d"])
     # transductive: the test videos train too, and are still the ones scored
     assert split_videos(index, ["train", "test"]) == (["a", "b", "d"], ["b", "d"])

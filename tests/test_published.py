@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from published_fixtures import SEGMENT, write_published
 
 from gclvad.datasets import load_dataset
@@ -76,7 +75,7 @@ def test_linked_features_are_read_in_place_with_every_crop_use(linked):
     ):
         np.testing.assert_allclose(load_feature_set(merged, [name], crops).of(name), expected, rtol=1e-6)
     feature_set = load_feature_set(merged, crops="each")
-    rows, track, position = feature_set.tracks()
+    rows, track, _position = feature_set.tracks()
     assert rows.shape == (10 * len(feature_set.features), 32) and track.max() == 10 * len(feature_set.videos) - 1
     assert feature_set.attrs["weights_sha256"] == "published" and len(feature_set.attrs["train_list_sha256"]) == 64
     assert feature_set.attrs["feature_source"].endswith("features")
@@ -108,7 +107,9 @@ def test_a_label_array_that_does_not_line_up_fails_naming_the_video(tmp_path):
     gt = np.load(published.spec["labels"])
     assert all(video.truth is not None for video in load_dataset(_spec(published)))
     np.save(published.spec["labels"], gt[:-SEGMENT])  # one row short: the last video is cut
-    with pytest.raises(BadDatasetError, match=r"gt\.npy: holds \d+ frame labels, but the test videos' features need more"):
+    with pytest.raises(
+        BadDatasetError, match=r"gt\.npy: holds \d+ frame labels, but the test videos' features need more"
+    ):
         load_dataset(_spec(published))
     np.save(published.spec["labels"], np.concatenate([gt, np.zeros(SEGMENT)]))
     with pytest.raises(BadDatasetError, match=r"but the test list's features cover"):
@@ -120,8 +121,14 @@ def test_a_label_array_that_does_not_line_up_fails_naming_the_video(tmp_path):
     except BadDatasetError as error:  # a normal video now holds anomalous labels
         assert "normal test video" in str(error)
     else:  # or the truths moved with the shift: then they differ from the planted ones
-        moved = [v for v in videos if v.split == "test" and not np.array_equal(
-            v.truth(len(published.truths[v.id.replace("-", "#", 1)])), published.truths[v.id.replace("-", "#", 1)])]
+        moved = [
+            v
+            for v in videos
+            if v.split == "test"
+            and not np.array_equal(
+                v.truth(len(published.truths[v.id.replace("-", "#", 1)])), published.truths[v.id.replace("-", "#", 1)]
+            )
+        ]
         assert moved
 
 
@@ -135,7 +142,7 @@ def test_bad_published_files_are_named(tmp_path):
     np.save(victim, array)
     (tmp_path / "features" / "Train" / sorted(p.name for p in (tmp_path / "features" / "Train").iterdir())[0]).unlink()
     table = build_segment_index(load_dataset(spec), SEGMENT, on_bad_video="skip")
-    reasons = dict(zip(table["video"], table["reason"]))
+    reasons = dict(zip(table["video"], table["reason"], strict=True))
     assert "row 2 of the features holds NaN or infinity" in reasons[victim.name[: -len("_i3d.npy")]]
     assert sum("is listed but not found below" in reason for reason in reasons.values()) == 1
     with pytest.raises(GclvadError, match="2 of 18 videos cannot be used"):

@@ -62,6 +62,7 @@ def save_hara_checkpoint(model: torch.nn.Module, path) -> None:
 
 def expected_resnext101_keys() -> set[str]:
     """Hara's state-dict keys, written out from the architecture description."""
+
     def bn(prefix):
         return {f"{prefix}.{name}" for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
 
@@ -117,8 +118,11 @@ def test_legacy_serialization_loads(tmp_path):
     model = small_model(seed=2)
     path = tmp_path / "legacy.pth"
     state = {f"module.{k}": v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    torch.save({"arch": "resnext-101", "epoch": 1, "state_dict": state, "optimizer": {}}, path,
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        {"arch": "resnext-101", "epoch": 1, "state_dict": state, "optimizer": {}},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     with torch.inference_mode():
         assert torch.equal(load_resnext(path, **SMALL)(clips(1)), model(clips(1)))
 
@@ -131,7 +135,9 @@ def test_partial_checkpoint_lists_missing_keys(tmp_path):
     with pytest.raises(GclvadError) as caught:
         load_resnext(path, **SMALL)
     message = str(caught.value)
-    missing = len(state) - len(partial) - sum(k.startswith("layer4") and k.endswith("num_batches_tracked") for k in state)
+    missing = (
+        len(state) - len(partial) - sum(k.startswith("layer4") and k.endswith("num_batches_tracked") for k in state)
+    )
     assert str(path) in message and f"{missing} missing keys" in message
     assert "layer4.0.conv1.weight" in message
 
@@ -206,7 +212,7 @@ def test_random_weights_warn_and_are_marked():
 
 
 def test_registry_rejects_unknown_and_absent_weights(tmp_path):
-    with pytest.raises(GclvadError, match="known extractors are .*resnext101.*i3d.*swin3d_t"):
+    with pytest.raises(GclvadError, match=r"known extractors are .*resnext101.*i3d.*swin3d_t"):
         build_extractor("resnet9000", "random")
     with pytest.raises(GclvadError, match="no weights given"):
         build_extractor("resnext101", None)

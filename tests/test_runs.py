@@ -7,8 +7,8 @@ import yaml
 
 from gclvad.cleaning import CleaningConfig
 from gclvad.errors import GclvadError
-from gclvad.postprocess import PostprocessConfig
 from gclvad.gcl.config import SECTIONS, STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, get_preset
+from gclvad.postprocess import PostprocessConfig
 from gclvad.runs import (
     ENSEMBLE_PATTERN,
     Variant,
@@ -31,7 +31,12 @@ def test_variant_overrides_are_parsed_with_their_types():
         "~postprocess.smoothing_sigma=16~ensemble=5"
     )
     assert parsed.name == "GCL_PT"
-    assert parsed.gcl == {"nl_target": "gaussian", "gaussian_sigma": 6.0, "loop.epochs": 4, "d_labels_after_d_step": False}
+    assert parsed.gcl == {
+        "nl_target": "gaussian",
+        "gaussian_sigma": 6.0,
+        "loop.epochs": 4,
+        "d_labels_after_d_step": False,
+    }
     assert parsed.cleaning == {"threshold": 0.5} and parsed.postprocess == {"smoothing_sigma": 16.0}
     assert parsed.ensemble == 5
 

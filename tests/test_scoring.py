@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
+from videos import make_frame_folder, make_video
 
 from gclvad.cli import main
 from gclvad.errors import GclvadError
@@ -25,7 +26,6 @@ from gclvad.features import read_video_features
 from gclvad.frame_scores import read_scores
 from gclvad.gcl.store import load_models, read_models_metadata, save_models, score
 from gclvad.scoring import score_videos, video_ids
-from videos import make_frame_folder, make_video
 from workflow import make_workdir, snakemake, tiny_config
 
 RUN = "results/demo/r3d_18/GCL_PT/seed0"
@@ -172,7 +172,7 @@ def test_missing_weights_say_to_pass_weights(workdir, tmp_path, monkeypatch):
     video = make_video(tmp_path / "clip.mkv", 16)
     with pytest.raises(GclvadError, match=f"{WEIGHTS}.*pass --weights"):
         score_videos(workdir / RUN, [video], tmp_path / "out", device="cpu")
-    with pytest.raises(GclvadError, match="nowhere.pth does not exist"):
+    with pytest.raises(GclvadError, match=r"nowhere.pth does not exist"):
         score_videos(workdir / RUN, [video], tmp_path / "out", weights="nowhere.pth", device="cpu")
 
 
@@ -181,7 +181,7 @@ def test_video_ids_are_stems_and_must_be_distinct(tmp_path):
     frames = make_frame_folder(tmp_path / "frames", 2)
     assert video_ids([clip, frames]) == {"clip": clip, "frames": frames}
     twin = make_video(tmp_path / "b" / "clip.mp4", 4, codec="mpeg4", pix_fmt="yuv420p")
-    with pytest.raises(GclvadError, match="distinct names.*clip:.*clip.mkv.*clip.mp4"):
+    with pytest.raises(GclvadError, match=r"distinct names.*clip:.*clip.mkv.*clip.mp4"):
         video_ids([clip, twin])
 
 

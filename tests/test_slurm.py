@@ -37,8 +37,9 @@ FIT_THE_NODE = ["--set-threads", "extract_shard=2"]
 
 # Each feature file is a number computed from the video's input file; each job also records
 # where it ran, in a separate file that is not compared.
-WORKFLOW = textwrap.dedent(
-    r"""
+WORKFLOW = (
+    textwrap.dedent(
+        r"""
     VIDEOS = [f"video{i}" for i in range(VIDEO_COUNT)]
     SHARDS = [VIDEOS[i : i + VIDEOS_PER_SHARD] for i in range(0, len(VIDEOS), VIDEOS_PER_SHARD)]
     WHERE = 'printf "job=%s\\ngpus_on_node=%s\\ncuda=%s\\n" "${{SLURM_JOB_ID:-}}" "${{SLURM_GPUS_ON_NODE:-}}" "${{CUDA_VISIBLE_DEVICES:-}}"'
@@ -73,7 +74,10 @@ WORKFLOW = textwrap.dedent(
             provenance="provenance/clean.txt",
         shell: "paste -s -d ' ' {input} > {output.summary}; " + WHERE + " > {output.provenance}"
     """
-).replace("VIDEO_COUNT", str(VIDEO_COUNT)).replace("VIDEOS_PER_SHARD", str(VIDEOS_PER_SHARD))
+    )
+    .replace("VIDEO_COUNT", str(VIDEO_COUNT))
+    .replace("VIDEOS_PER_SHARD", str(VIDEOS_PER_SHARD))
+)
 
 FAILING_WORKFLOW = textwrap.dedent(
     """\
@@ -104,15 +108,12 @@ def _provenance(path: Path) -> dict[str, str]:
 
 def _outputs(workdir: Path) -> dict[str, str]:
     """Every result file of the workflow (provenance excluded), by relative path."""
-    files = sorted((workdir / "features").glob("*.txt")) + [workdir / "summary.txt"]
+    files = [*sorted((workdir / "features").glob("*.txt")), workdir / "summary.txt"]
     return {str(path.relative_to(workdir)): path.read_text() for path in files}
 
 
 def _explain(run, cluster: SlurmCluster) -> str:
-    return (
-        f"snakemake exited {run.returncode}; output:\n{run.stdout[-6000:]}\n"
-        f"{cluster.diagnostics()}"
-    )
+    return f"snakemake exited {run.returncode}; output:\n{run.stdout[-6000:]}\n{cluster.diagnostics()}"
 
 
 def _submitted_job_ids(cluster: SlurmCluster) -> list[str]:

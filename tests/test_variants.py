@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from synthetic import make_train_test
 
 from gclvad.gcl.config import BadConfigError
@@ -85,7 +84,9 @@ def test_every_variant_runs_end_to_end(small_sets, name):
     data = TrainingData(train_set.features, train_set.video, train_set.position, train_set.video_label)
     result = train(_config(name), data, seed=0)
     assert [row["stage"] for row in result.log] == EXPECTED_STAGES[name]
-    assert all(row["steps"] >= 1 and np.isfinite(row["loss_g"] if "loss_g" in row else row["loss_d"]) for row in result.log)
+    assert all(
+        row["steps"] >= 1 and np.isfinite(row["loss_g"] if "loss_g" in row else row["loss_d"]) for row in result.log
+    )
     scores = score(result.models, test_set.features)
     assert scores["score"].shape == (len(test_set.features),) and np.isfinite(scores["score"]).all()
     assert ("d" in scores) == name.startswith("GCL")

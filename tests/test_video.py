@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import av
 import json
 
+import av
 import numpy as np
 import pytest
 import torch
-
-from gclvad.errors import BadVideoError, GclvadError
-from gclvad.preprocessing import Preprocessing
-from gclvad.video import iter_frames, iter_segments, padded_tail, probe_video, segment_count
 from videos import (
     frame_pixels,
     grey_level,
@@ -20,6 +16,10 @@ from videos import (
     make_h264,
     make_video,
 )
+
+from gclvad.errors import BadVideoError, GclvadError
+from gclvad.preprocessing import Preprocessing
+from gclvad.video import iter_frames, iter_segments, padded_tail, probe_video, segment_count
 
 NATIVE = Preprocessing(size=(24, 32), crop=(24, 32))  # no resize, no crop: pixels pass unchanged
 
@@ -108,7 +108,7 @@ def test_frame_folder_gives_the_same_frames_as_a_video(tmp_path):
     from_folder, from_video = frames_of(folder, prep), frames_of(video, prep)
     assert len(from_folder) == len(from_video) == 20
     # 1.png, 2.png, ..., 20.png in natural order: 10.png is frame 9, not frame 1.
-    assert all(torch.equal(a, b) for a, b in zip(from_folder, from_video))
+    assert all(torch.equal(a, b) for a, b in zip(from_folder, from_video, strict=True))
     info = probe_video(folder)
     assert (info.frames, info.width, info.height, info.fps, info.status) == (20, 32, 24, 0.0, "ok")
 
@@ -205,11 +205,14 @@ def test_frames_are_streamed(tmp_path):
     frames = iter_frames(folder)
     assert np.array_equal(next(frames), frame_pixels(0, (24, 32)))
     next(frames)
-    with pytest.raises(BadVideoError, match="3.png"):
+    with pytest.raises(BadVideoError, match=r"3.png"):
         next(frames)
 
 
-@pytest.mark.parametrize(("frames", "stride", "starts", "tail"), [(40, 8, [0, 8, 16, 24], 0), (33, 8, [0, 8, 16, 24], 7), (40, 5, [0, 5, 10, 15, 20, 25], 1)])
+@pytest.mark.parametrize(
+    ("frames", "stride", "starts", "tail"),
+    [(40, 8, [0, 8, 16, 24], 0), (33, 8, [0, 8, 16, 24], 7), (40, 5, [0, 5, 10, 15, 20, 25], 1)],
+)
 def test_overlapping_windows_cover_every_frame_and_pad_the_last(tmp_path, frames, stride, starts, tail):
     video = make_video(tmp_path / "v.mkv", frames, (24, 32))
     segments = list(iter_segments(video, NATIVE, segment_length=16, stride=stride))

@@ -85,7 +85,7 @@ def test_final_stage_records_its_training_score_quantiles(tiny):
         run_threshold(run / "models.pt", {QUANTILES_KEY: recorded}, quantile=0.9).value == recorded["quantiles"]["0.9"]
     )
     assert run_threshold(run / "models.pt", {}, value=1.5).value == 1.5
-    with pytest.raises(GclvadError, match="quantiles 0.5, 0.9.*not at 0.97"):
+    with pytest.raises(GclvadError, match=r"quantiles 0.5, 0.9.*not at 0.97"):
         run_threshold(run / "models.pt", {QUANTILES_KEY: recorded}, quantile=0.97)
 
 
@@ -104,7 +104,7 @@ def test_runs_without_quantiles_are_told_to_calibrate(tiny, tmp_path):
     assert calibrated.value == pytest.approx(recorded["quantiles"]["0.99"], rel=1e-6)
     assert CALIBRATION_FILE in calibrated.origin
     save_models(old / "models.pt", load_models(run / "models.pt"), metadata={**metadata, "retrained": True})
-    with pytest.raises(GclvadError, match="another models.pt.*calibrate"):
+    with pytest.raises(GclvadError, match=r"another models.pt.*calibrate"):
         run_threshold(old / "models.pt", metadata)
     with pytest.raises(GclvadError, match="segment index is not there; pass --index"):
         calibrate_run(old, index_path=tmp_path / "none.tsv")
@@ -217,14 +217,14 @@ def test_scores_fall_behind_and_drop_whole_segments(tiny, tmp_path):
 
 
 def test_bad_input_is_refused_before_watching(tiny, tmp_path, capsys):
-    with pytest.raises(GclvadError, match="nowhere.ts.*not found"):
+    with pytest.raises(GclvadError, match=r"nowhere.ts.*not found"):
         watch(tiny["run"], str(tmp_path / "nowhere.ts"), tmp_path / "a", extractor=tiny["extractor"])
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "scores.csv").write_text("segment\n1\n")
-    with pytest.raises(GclvadError, match="already holds scores.csv of an earlier watch"):
+    with pytest.raises(GclvadError, match=r"already holds scores.csv of an earlier watch"):
         watch(tiny["run"], str(tiny["live"]), tmp_path / "b", extractor=tiny["extractor"])
     assert (tmp_path / "b" / "scores.csv").read_text() == "segment\n1\n"
-    with pytest.raises(GclvadError, match="sha256 other.*sha256 random"):
+    with pytest.raises(GclvadError, match=r"sha256 other.*sha256 random"):
         other = tiny_extractor()
         other.weights_sha256 = "other"
         watch(tiny["run"], str(tiny["live"]), tmp_path / "c", extractor=other)

@@ -95,9 +95,7 @@ def readme_sections() -> list[str]:
     return re.findall(r"^#+ (.+)$", (REPO / "README.md").read_text(), flags=re.MULTILINE)
 
 
-@pytest.mark.parametrize(
-    ("dataset", "section"), [("ucfc", "UCF-Crime"), ("stech", "ShanghaiTech")]
-)
+@pytest.mark.parametrize(("dataset", "section"), [("ucfc", "UCF-Crime"), ("stech", "ShanghaiTech")])
 def test_missing_dataset_files_are_named_with_where_they_go(workdir, dataset, section):
     config = shipped_config()
     output = dry_run_fails(workdir, config, f"results/{dataset}/auc.json")

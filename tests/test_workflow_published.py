@@ -7,9 +7,9 @@ import json
 
 import pytest
 import yaml
-
 from published_fixtures import write_published
 from test_workflow_reruns import planned_jobs
+
 from workflow import make_workdir, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow

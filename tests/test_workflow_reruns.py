@@ -147,7 +147,9 @@ def test_a_variant_that_changes_cleaning_gets_its_own_mask(finished, tmp_path):
     workdir = copy_workdir(finished, tmp_path / "workdir")
     variant = "GCL_PT~cleaning.threshold=0.5"
     output = dry_run(workdir, f"results/demo/r3d_18/{variant}/seed0/auc.json")
-    assert planned_jobs(output) == {("clean_features", None)} | run_jobs(variant, *TRAINING, "score_run", "evaluate_run")
+    assert planned_jobs(output) == {("clean_features", None)} | run_jobs(
+        variant, *TRAINING, "score_run", "evaluate_run"
+    )
     assert "cleaning/l2-absolute-0.5/td_mask.npz" in output
     # the default run's mask and stages are untouched
     assert planned_jobs(dry_run(workdir)) == set()

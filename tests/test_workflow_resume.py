@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from test_workflow_reruns import TARGET, finished_demo
+
 from workflow import kill_group, make_workdir, snakemake, start_snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -150,7 +150,9 @@ def h5_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every dataset of an HDF5 file by its path."""
     arrays = {}
     with h5py.File(path, "r") as source:
-        source.visititems(lambda name, item: arrays.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None)
+        source.visititems(
+            lambda name, item: arrays.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None
+        )
     return arrays
 
 
@@ -175,7 +177,7 @@ def test_rerun_after_a_kill_releases_the_dead_runs_lock(resumed):
 
 
 def test_kill_during_extraction_left_a_partial_set_of_features(resumed):
-    workdir, kills, _ = resumed
+    _workdir, kills, _ = resumed
     extraction = kills["extraction"]
     assert not extraction["merged_before_kill"]
     assert 2 <= len(extraction["files"]) < 7

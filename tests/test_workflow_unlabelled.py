@@ -20,8 +20,12 @@ def test_unlabelled_footage_is_trained_on_and_scored(tmp_path):
     videos.to_csv(footage / "cameras.csv", index=False)
     config = tiny_config()
     config["datasets"] = {
-        "mycam": {"format": "generic", "manifest": str(footage / "cameras.csv"), "extractor": "r3d_18",
-                  "training": "tiny"}
+        "mycam": {
+            "format": "generic",
+            "manifest": str(footage / "cameras.csv"),
+            "extractor": "r3d_18",
+            "training": "tiny",
+        }
     }
     workdir = make_workdir(tmp_path / "work", config)
     snakemake(workdir, "results/mycam/auc.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -69,9 +70,7 @@ def write_config(workdir: Path, config: dict) -> None:
 def snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
     """Run snakemake in `workdir` with this interpreter; output captured as text."""
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    result = subprocess.run(
-        command, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=job_env()
-    )
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=job_env())
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result
@@ -99,10 +98,8 @@ def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
 
 
 def kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 

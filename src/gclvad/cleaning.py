@@ -68,7 +68,7 @@ class CleaningConfig:
         return f"{self.normalize}-{self.mode}-{self.threshold:g}"
 
     @classmethod
-    def from_name(cls, name: str) -> "CleaningConfig":
+    def from_name(cls, name: str) -> CleaningConfig:
         match = re.fullmatch(r"(\w+)-(\w+)-([0-9.e+\-]+)", name)
         if match is None:
             raise GclvadError(f"cleaning settings {name!r} are not of the form normalize-mode-threshold")
@@ -180,7 +180,10 @@ def _check_inputs(features, video, position):
             f"({len(features)}), found shapes {video.shape} and {position.shape}"
         )
     finite = np.concatenate(
-        [np.isfinite(features[start : start + _CHUNK_ROWS]).all(axis=1) for start in range(0, len(features), _CHUNK_ROWS)]
+        [
+            np.isfinite(features[start : start + _CHUNK_ROWS]).all(axis=1)
+            for start in range(0, len(features), _CHUNK_ROWS)
+        ]
         or [np.ones(0, dtype=bool)]
     )
     if not finite.all():

@@ -7,12 +7,12 @@ errors and bad input (GclvadError) end with a one-line message and exit status 2
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from gclvad import watch_cli
 from gclvad.errors import GclvadError
+from gclvad.logs import command_log
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--extractor", required=True, help="resnext101, i3d, r3d_18, ... (config/README.md)")
     extract.add_argument("--weights", help="weights file, or 'random' (untrained); default for i3d: 'package'")
     extract.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    extract.add_argument("--decoders", default="auto", help="decoder processes (default: one per core on a GPU, 1 on the CPU)")
+    extract.add_argument(
+        "--decoders", default="auto", help="decoder processes (default: one per core on a GPU, 1 on the CPU)"
+    )
     extract.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default: 4)")
     extract.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     extract.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="storage type")
     extract.add_argument("--segment-length", type=int, default=16, help="frames per segment (default: 16)")
-    extract.add_argument("--segment-stride", type=int, help="frames between segment starts (default: the segment length)")
+    extract.add_argument(
+        "--segment-stride", type=int, help="frames between segment starts (default: the segment length)"
+    )
     extract.add_argument("--crops", choices=["centre", "three", "ten"], default="centre", help="crops of every segment")
     extract.add_argument("--on-bad-video", choices=["stop", "skip"], default="stop")
 
@@ -79,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    with command_log():
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "score":
             from gclvad.scoring import score_videos
@@ -106,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import-rtfm":
             from gclvad.rtfm import import_rtfm
 
-            written = import_rtfm(args.list_file, args.feature_dir, args.out_dir, args.extractor, crop_reduce=args.crops)
+            written = import_rtfm(
+                args.list_file, args.feature_dir, args.out_dir, args.extractor, crop_reduce=args.crops
+            )
             print(f"{len(written)} videos imported into {args.out_dir}")
         elif args.command == "watch":
             return watch_cli.run_watch(args)

@@ -15,15 +15,16 @@ its next segment), and ignores Ctrl-C, which the main process handles by stoppin
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
 import signal
 import threading
 import traceback
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 import torch.multiprocessing as mp
@@ -167,17 +168,13 @@ def _return_freed_memory() -> None:
     levelling off; with the threshold fixed it stays at 0.4 GiB, decoding 10-25 % slower (the
     fresh pages of each segment), which more decoders make up for where decoding is the limit.
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
         ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def _die_with_parent() -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: _put notices the parent's end instead
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: _put notices the parent's end instead
-        pass
 
 
 def _worker_main(worker: int, tasks, results, stop, parent: int) -> None:

@@ -12,7 +12,7 @@ _CUDA_INDEX = re.compile(r"cuda:(\d+)")
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N" -> torch.device.
+    """ "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N" -> torch.device.
 
     Asking for CUDA on a machine without it is an error rather than a silent CPU fallback,
     because the user would otherwise wait hours for a run they thought used the GPU.
@@ -27,8 +27,7 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if text == "cuda" or _CUDA_INDEX.fullmatch(text):
         if not torch.cuda.is_available():
             raise GclvadError(
-                f"device {spec!r} was asked for but this machine has no usable CUDA GPU; "
-                "use device 'cpu' or 'auto'"
+                f"device {spec!r} was asked for but this machine has no usable CUDA GPU; use device 'cpu' or 'auto'"
             )
         index = int(text.split(":")[1]) if ":" in text else 0
         count = torch.cuda.device_count()

@@ -13,8 +13,8 @@ after every epoch, so a resumed stage keeps the epochs it had.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -89,10 +89,12 @@ def diagnostic_curve(
     saved = read_epoch_scores(path)
     videos, offsets = saved["videos"], saved["offsets"]
     rows = []
-    for label, values in zip(saved["labels"], saved["scores"]):
+    for label, values in zip(saved["labels"], saved["scores"], strict=True):
         stage, epoch = label.split(":")
         frame_scores = {
-            video: to_frames(values[offsets[i] : offsets[i + 1]], int(frames[video]), segment_length, stride or segment_length)
+            video: to_frames(
+                values[offsets[i] : offsets[i + 1]], int(frames[video]), segment_length, stride or segment_length
+            )
             for i, video in enumerate(videos)
             if truths.get(video) is not None
         }

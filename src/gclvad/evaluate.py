@@ -18,7 +18,7 @@ labels, so nothing may be tuned on them.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score

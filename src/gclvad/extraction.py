@@ -56,7 +56,7 @@ class BackgroundIterator:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="gclvad-decode", daemon=True)
 
-    def __enter__(self) -> "BackgroundIterator":
+    def __enter__(self) -> BackgroundIterator:
         self._thread.start()
         return self
 
@@ -234,6 +234,10 @@ def extract_video(
     seconds = time.perf_counter() - started
     log.info(
         "%s: %d segments (%d frames) in %.1f s, %.1f clips/s",
-        source, len(features), frames, seconds, len(features) / max(seconds, 1e-9),
+        source,
+        len(features),
+        frames,
+        seconds,
+        len(features) / max(seconds, 1e-9),
     )
-    return {**attrs, "segments": int(len(features)), "seconds": seconds}
+    return {**attrs, "segments": len(features), "seconds": seconds}

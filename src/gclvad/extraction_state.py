@@ -1,7 +1,8 @@
 """Whether a video still has to be extracted: what an earlier extraction left for it.
 
 A video is *done* when its per-video feature file is complete and current: it opens, holds a
-`features` dataset of the stored dtype (2-D, or 3-D with the expected crops a segment) (with the expected number of rows, where known),
+`features` dataset of the stored dtype (2-D, or 3-D with the expected crops a segment; with the
+expected number of rows, where known),
 its attributes have the expected values (extractor, precision, segment length, weights, ...)
 and it is not older than its source or the weights file. It is *bad* when a bad-video marker
 (`<video>.bad.json`, written when decoding failed with `on_bad_video: skip`) is not older than
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import h5py
 import numpy as np

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 # Which crops of a segment a network sees (gclvad.preprocessing cuts them): the centre crop
 # (the paper's, one clip), three crops along the long side (left, centre, right of a
 # landscape frame, at the network's native size: the whole width at I3D's 224), or ten (the

@@ -18,10 +18,10 @@ into a `FeatureSet`: all rows of the chosen videos concatenated as float32.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import h5py
 import numpy as np
@@ -232,9 +232,9 @@ def _root_attrs(shared: dict, every_attrs: list[dict]) -> dict:
     """The checked shared attributes plus every other attribute all videos have equal."""
     common = dict(shared)
     for key, value in every_attrs[0].items():
-        if key not in common and key not in INDEX_KEYS:
-            if all(key in attrs and _same(attrs[key], value) for attrs in every_attrs):
-                common[key] = value
+        shared_by_all = all(key in attrs and _same(attrs[key], value) for attrs in every_attrs)
+        if key not in common and key not in INDEX_KEYS and shared_by_all:
+            common[key] = value
     return common
 
 
@@ -341,7 +341,9 @@ class FeatureSet:
         )
 
 
-def single_video(features: np.ndarray, video: str = "video", frames: int = 0, padded_tail: int = 0, attrs=None) -> FeatureSet:
+def single_video(
+    features: np.ndarray, video: str = "video", frames: int = 0, padded_tail: int = 0, attrs=None
+) -> FeatureSet:
     """A FeatureSet of one video's rows (frames: 0 when nobody spreads its scores onto frames)."""
     return FeatureSet(
         features=features,
@@ -458,7 +460,7 @@ def read_provenance(path: str | Path) -> dict[str, str]:
 
 def _read_index(source: h5py.File, path: Path) -> dict:
     index = source.get(INDEX)
-    columns = ("video", "offset", "segments") + INDEX_KEYS
+    columns = ("video", "offset", "segments", *INDEX_KEYS)
     if not isinstance(index, h5py.Group) or any(name not in index for name in columns):
         raise GclvadError(f"{path}: not a merged feature file (no complete /{INDEX} table with {', '.join(columns)})")
     table = {name: index[name][()] for name in columns}

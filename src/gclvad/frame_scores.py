@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import h5py
 import numpy as np
@@ -85,10 +85,7 @@ def _finite(values, video: str, name: str) -> np.ndarray:
 
 def read_scores(path: str | Path) -> dict[str, VideoScores]:
     with h5py.File(path, "r") as source:
-        return {
-            video: {name: group[name][()] for name in group}
-            for video, group in source["videos"].items()
-        }
+        return {video: {name: group[name][()] for name in group} for video, group in source["videos"].items()}
 
 
 def write_scores_csv(path: str | Path, scores: VideoScores, fps: float) -> None:

@@ -165,7 +165,7 @@ class Decoding:
                     self._on_break(item)
                 else:
                     self._on_frame(item)
-        except Exception as error:  # noqa: BLE001 (handed to the scorer, which re-raises it)
+        except Exception as error:
             self._put(Failed(error))
 
     def _on_frame(self, arrival: Arrival) -> None:

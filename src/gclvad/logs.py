@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from gclvad.errors import GclvadError
 
@@ -42,9 +42,29 @@ def job_log(path: str | Path | None) -> Iterator[logging.Logger]:
     except GclvadError as error:
         _report_failure(logger, to_file or to_stderr, f"job failed: {error}", with_traceback=False)
         raise SystemExit(1) from None
-    except Exception:  # noqa: BLE001 -- a bug: its traceback goes to the log, then the job exits
+    except Exception:
         _report_failure(logger, to_file or to_stderr, "job failed with an unexpected error", with_traceback=True)
         raise SystemExit(1) from None
+
+
+@contextlib.contextmanager
+def command_log() -> Iterator[None]:
+    """INFO records and warnings to stderr while one command-line command runs.
+
+    The handler is removed afterwards: a process that calls the command line more than once
+    (the tests, a notebook) must not keep handlers on streams that are closed by then.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _report_failure(logger: logging.Logger, handler: logging.Handler, message: str, with_traceback: bool) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -272,7 +272,11 @@ def _videos(features_path, index_path, train_on) -> tuple[list[str], list[str]]:
     stored = set(stored_videos(features_path))
     missing = sorted(set(train_ids + scored) - stored)
     if missing:
-        log.warning("%d usable videos of the index have no features (bad when extracted): %s", len(missing), ", ".join(missing[:10]))
+        log.warning(
+            "%d usable videos of the index have no features (bad when extracted): %s",
+            len(missing),
+            ", ".join(missing[:10]),
+        )
     return [v for v in train_ids if v in stored], [v for v in scored if v in stored]
 
 
@@ -386,7 +390,9 @@ def evaluate_run(
     result = {}
     if evaluated:
         # the field's metrics of the run's score; a false-alarm rate only for D's probabilities
-        scored_by = metadata.get("settings", {}).get("scoring", {}).get("model", "d" if "d" in scores[evaluated[0]] else "g")
+        scored_by = (
+            metadata.get("settings", {}).get("scoring", {}).get("model", "d" if "d" in scores[evaluated[0]] else "g")
+        )
         threshold = FALSE_ALARM_THRESHOLD if scored_by == "d" else None
         result.update(frame_metrics({v: scores[v]["score"] for v in evaluated}, truths, threshold))
     for name, key in (("score_raw", "auc_raw"), ("d", "auc_d"), ("g", "auc_g")):
@@ -486,7 +492,13 @@ def plot_run(
 
 
 def plot_histograms(
-    *, scores_path: str | Path, baseline_scores_path: str | Path, index_path: str | Path, spec: Mapping, out_path: str | Path, title: str
+    *,
+    scores_path: str | Path,
+    baseline_scores_path: str | Path,
+    index_path: str | Path,
+    spec: Mapping,
+    out_path: str | Path,
+    title: str,
 ) -> None:
     """Paper Fig. 4: test-frame scores split by ground truth, for AE_AllData, G and D of the run."""
     from gclvad import plots

@@ -3,17 +3,17 @@ the ground truth shaded (Fig 7/8) and training curves. Each function writes one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: jobs run without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import RocCurveDisplay  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import RocCurveDisplay
 
-from gclvad.atomic import write_atomic  # noqa: E402
+from gclvad.atomic import write_atomic
 
 
 def _save(fig, path: str | Path) -> None:
@@ -50,7 +50,7 @@ def plot_score_histograms(
 ) -> None:
     """One panel per score (e.g. AE_AllData, G, D): test-frame scores split by ground truth."""
     fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2), squeeze=False)
-    for ax, (name, values) in zip(axes[0], scores.items()):
+    for ax, (name, values) in zip(axes[0], scores.items(), strict=True):
         edges = np.histogram_bin_edges(values, bins=bins)
         ax.hist(values[~truth], bins=edges, alpha=0.6, density=True, label="normal frames")
         ax.hist(values[truth], bins=edges, alpha=0.6, density=True, label="anomalous frames")
@@ -64,13 +64,13 @@ def plot_score_histograms(
 def anomalous_spans(truth: np.ndarray) -> list[tuple[int, int]]:
     """Half-open [start, end) runs of True in a boolean frame array."""
     edges = np.diff(np.concatenate([[0], truth.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
 def plot_video_scores(videos: Sequence[tuple[str, np.ndarray, np.ndarray | None]], path: str | Path) -> None:
     """Per-video frame scores (video id, scores, truth or None), ground truth shaded."""
     fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.6 * len(videos)), squeeze=False)
-    for ax, (name, values, truth) in zip(axes[:, 0], videos):
+    for ax, (name, values, truth) in zip(axes[:, 0], videos, strict=True):
         if truth is not None:
             for start, end in anomalous_spans(truth):
                 ax.axvspan(start, end, color="tab:red", alpha=0.2, linewidth=0)
@@ -106,7 +106,11 @@ def plot_training_curves(log_rows: Sequence[Mapping], path: str | Path) -> None:
 
 
 def plot_event_scores(
-    segments: Sequence[tuple[float, float, float]], threshold: float, event: tuple[float, float], path: str | Path, title: str
+    segments: Sequence[tuple[float, float, float]],
+    threshold: float,
+    event: tuple[float, float],
+    path: str | Path,
+    title: str,
 ) -> None:
     """A live alert's score curve: (start_s, end_s, score) of each scored segment around it, as
     steps over stream time, the threshold dashed and the event's span shaded."""

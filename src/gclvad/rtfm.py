@@ -10,8 +10,8 @@ writes per-video files of the feature store, crops reduced.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -32,7 +32,9 @@ from gclvad.features import (
 from gclvad.npy_features import NpyInfo, npy_info, video_shape
 
 
-def link_features(videos: Mapping[str, Sequence[Path]], out_path: str | Path, attrs: Mapping, segment_length: int) -> None:
+def link_features(
+    videos: Mapping[str, Sequence[Path]], out_path: str | Path, attrs: Mapping, segment_length: int
+) -> None:
     """A merged feature file whose per-video datasets are the .npy files themselves.
 
     videos: video id -> its files (one, or one per crop, in crop order). attrs: root
@@ -68,14 +70,18 @@ def _link_video(group: h5py.Group, infos: list[NpyInfo], shape: tuple[int, ...])
     if len(infos) == 1:
         info = infos[0]
         size = int(np.prod(info.shape)) * info.dtype.itemsize
-        group.create_dataset(FEATURES, shape=info.shape, dtype=info.dtype, external=[(str(info.path), info.offset, size)])
+        group.create_dataset(
+            FEATURES, shape=info.shape, dtype=info.dtype, external=[(str(info.path), info.offset, size)]
+        )
         return
     # One (T, d) file per crop: a virtual (T, C, d) dataset over external per-crop datasets.
     layout = h5py.VirtualLayout(shape=shape, dtype=infos[0].dtype)
     crops = group.create_group("crops")
     for k, info in enumerate(infos):
         size = int(np.prod(info.shape)) * info.dtype.itemsize
-        part = crops.create_dataset(str(k), shape=info.shape, dtype=info.dtype, external=[(str(info.path), info.offset, size)])
+        part = crops.create_dataset(
+            str(k), shape=info.shape, dtype=info.dtype, external=[(str(info.path), info.offset, size)]
+        )
         layout[:, k, :] = h5py.VirtualSource(part)
     group.create_virtual_dataset(FEATURES, layout)
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from gclvad.cleaning import CleaningConfig
-from gclvad.postprocess import PostprocessConfig
 from gclvad.gcl.config import SECTIONS, STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, from_dict, setting_path
 from gclvad.gcl.variants import VARIANTS, get_variant, variant_cleaning
+from gclvad.postprocess import PostprocessConfig
 
 CLEANING_PREFIX = "cleaning."
 POSTPROCESS_PREFIX = "postprocess."
@@ -84,7 +85,9 @@ def parse_variant(text: str) -> Variant:
         elif key == ENSEMBLE:
             ensemble = int(_number(value, key, text))
             if ensemble < 2 or ensemble != _number(value, key, text):
-                raise BadConfigError(f"variant {text!r}: ensemble must be a whole number of seeds >= 2, found {value!r}")
+                raise BadConfigError(
+                    f"variant {text!r}: ensemble must be a whole number of seeds >= 2, found {value!r}"
+                )
         elif key.startswith(CLEANING_PREFIX):
             field_name = key[len(CLEANING_PREFIX) :]
             parsed.cleaning[field_name] = _typed(CleaningConfig, field_name, value, text)

@@ -109,7 +109,11 @@ def load_scorer(
 
 
 def write_ensemble(
-    member_paths: list[str | Path], training: FeatureSet, postprocess: PostprocessConfig, out_path: str | Path, metadata: dict
+    member_paths: list[str | Path],
+    training: FeatureSet,
+    postprocess: PostprocessConfig,
+    out_path: str | Path,
+    metadata: dict,
 ) -> None:
     """An ensemble's file: every member's networks and references, the combined-score
     reference computed here on the training segments with `postprocess`'s crop combination."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -286,13 +286,17 @@ def video_features(extractor, record: RunRecord, source: Path, path: Path, batch
     return read_video_features(path)
 
 
-def video_frame_scores(scorer, features: np.ndarray, attrs: dict, video: str, record: RunRecord) -> dict[str, np.ndarray]:
+def video_frame_scores(
+    scorer, features: np.ndarray, attrs: dict, video: str, record: RunRecord
+) -> dict[str, np.ndarray]:
     """Per-frame scores of one video, by the code that scores the workflow's test videos
     (its crops used and its scores post-processed as the run's)."""
     from gclvad.features import single_video, use_crops
     from gclvad.frame_scores import score_feature_set
 
-    feature_set = single_video(use_crops(features, record.crops), video, int(attrs["frames"]), int(attrs["padded_tail"]), attrs)
+    feature_set = single_video(
+        use_crops(features, record.crops), video, int(attrs["frames"]), int(attrs["padded_tail"]), attrs
+    )
     scores = score_feature_set(scorer, feature_set, record.segment_length, record.postprocess.smoothing_sigma)[video]
     return {name: scores[name] for name in SCORE_COLUMNS if name in scores}
 

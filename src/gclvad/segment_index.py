@@ -49,9 +49,7 @@ def _bad_row(video: Video, reason: str, info: VideoInfo | None = None) -> dict:
     """A row for an unusable video: 0 segments; what decoding measured, if it got that far."""
     if info is None:
         info = VideoInfo(frames=0, fps=0.0, width=0, height=0)
-    row = _row(
-        video, frames=info.frames, fps=info.fps, width=info.width, height=info.height, segments=0, tail=0
-    )
+    row = _row(video, frames=info.frames, fps=info.fps, width=info.width, height=info.height, segments=0, tail=0)
     row.update(status=BAD, reason=_one_line(reason))
     return row
 
@@ -112,7 +110,7 @@ def duplicated_ids(videos: list[Video]) -> list[str]:
 
 def _bad_video_lines(videos: list[Video], rows: list[dict]) -> list[str]:
     lines = []
-    for video, row in zip(videos, rows):
+    for video, row in zip(videos, rows, strict=True):
         if row["status"] == BAD:
             where = f", {video.listed_at}" if video.listed_at else ""
             lines.append(f"  {row['source']} (video {row['video']}{where}): {row['reason']}")
@@ -203,17 +201,13 @@ def read_segment_index(path: Path) -> pd.DataFrame:
         raise BadDatasetError(path, f"cannot read the segment index: {error}") from error
     missing = [c for c in COLUMNS if c not in index.columns]
     if missing:
-        raise BadDatasetError(
-            path, f"segment index lacks columns {', '.join(missing)} (expected {', '.join(COLUMNS)})"
-        )
+        raise BadDatasetError(path, f"segment index lacks columns {', '.join(missing)} (expected {', '.join(COLUMNS)})")
     index = index[COLUMNS].copy()
     try:
         index[_INT_COLUMNS] = index[_INT_COLUMNS].astype("int64")
         index["fps"] = index["fps"].astype("float64")
     except ValueError as error:
-        raise BadDatasetError(
-            path, f"segment index holds a non-number in a number column: {error}"
-        ) from error
+        raise BadDatasetError(path, f"segment index holds a non-number in a number column: {error}") from error
     return index
 
 
@@ -228,6 +222,6 @@ def split_videos(index: pd.DataFrame, train_on=("train",)) -> tuple[list[str], l
     usable = index[index["status"].isin([OK, TRUNCATED])]
     splits = [None if pd.isna(split) or split == "" else split for split in usable["split"]]
     videos = usable["video"].tolist()
-    train = [video for video, split in zip(videos, splits) if is_trained(split, train_on)]
-    scored = [video for video, split in zip(videos, splits) if is_scored(split)]
+    train = [video for video, split in zip(videos, splits, strict=True) if is_trained(split, train_on)]
+    scored = [video for video, split in zip(videos, splits, strict=True) if is_scored(split)]
     return train, scored

@@ -25,18 +25,18 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from gclvad.decoders import DecodeTask, DecoderPool, Failed, Segment
+from gclvad.decoders import DecoderPool, DecodeTask, Failed, Segment
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.extractor_facts import crop_count
 from gclvad.extraction import BackgroundIterator, check_segment_length, crop_clips, extraction_attrs, full_batch
 from gclvad.extraction_state import BAD, DONE, Expected, stale_temporaries, video_state, write_bad_marker
+from gclvad.extractor_facts import crop_count
 from gclvad.extractors.base import Extractor
 from gclvad.features import write_video_features
 from gclvad.weights import is_marker

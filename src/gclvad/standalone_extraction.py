@@ -10,8 +10,8 @@ same id is extracted again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from gclvad.errors import GclvadError
 from gclvad.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES

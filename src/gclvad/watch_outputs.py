@@ -112,9 +112,10 @@ class StatusLine:
         if now - then < self.interval_s:
             return
         self._last = (now, counters.frames, scored)
+        shown_latency = latency if latency is not None else float("nan")
         text = (
-            f"in {(counters.frames - frames) / (now - then):5.1f} fps | scored {(scored - segments) / (now - then):4.2f} "
-            f"seg/s | latency {latency if latency is not None else float('nan'):5.2f} s | dropped "
+            f"in {(counters.frames - frames) / (now - then):5.1f} fps | "
+            f"scored {(scored - segments) / (now - then):4.2f} seg/s | latency {shown_latency:5.2f} s | dropped "
             f"{counters.dropped_frames} frames ({counters.dropped_segments} segments) | alerts {alerts} | "
             f"reconnects {reconnects}"
         )

@@ -12,7 +12,11 @@ from snakemake.utils import min_version, validate
 from gclvad.cleaning import CleaningConfig
 from gclvad.datasets.base import VIDEO_ID_PATTERN
 from gclvad.errors import GclvadError
-from gclvad.extractor_facts import crop_count, segment_length_problem, unknown_extractor_problem
+from gclvad.extractor_facts import (
+    crop_count,
+    segment_length_problem,
+    unknown_extractor_problem,
+)
 from gclvad.gcl.config import Stage
 from gclvad.runs import (
     ENSEMBLE_PATTERN,
@@ -67,7 +71,9 @@ def filled(pattern, **values):
 
 # Datasets of published features (format `features`) have no videos and no extractor: their
 # merged feature file links the .npy files (rule link_features) instead of merging extractions.
-PUBLISHED = [name for name, entry in config["datasets"].items() if entry["format"] == "features"]
+PUBLISHED = [
+    name for name, entry in config["datasets"].items() if entry["format"] == "features"
+]
 PUBLISHED_DATASET = "|".join(PUBLISHED) or "(?!)"  # (?!) matches nothing
 VIDEO_DATASET = rf"(?!(?:{PUBLISHED_DATASET})$)[A-Za-z0-9_\-]+"
 
@@ -113,7 +119,9 @@ def check_segment_length():
     for name, entry in config["datasets"].items():
         if name in PUBLISHED:
             continue  # features extracted by others: their rows are what they are
-        problem = segment_length_problem(network_of(entry["extractor"]), config["segment_length"])
+        problem = segment_length_problem(
+            network_of(entry["extractor"]), config["segment_length"]
+        )
         if problem:
             raise WorkflowError(
                 f"config segment_length: {problem} (dataset {name} uses it); "
@@ -178,7 +186,9 @@ def get_reader_spec(wildcards):
     if "generate" in entry:
         spec.update(generated_manifest(wildcards.dataset))
     if wildcards.dataset in PUBLISHED:
-        spec["segment_length"] = config["segment_length"]  # frames per published feature row
+        spec["segment_length"] = config[
+            "segment_length"
+        ]  # frames per published feature row
     return spec
 
 
@@ -217,7 +227,9 @@ def segment_stride():
 
 def get_segment_stride(wildcards):
     """The dataset's window stride (published features: their rows, consecutive)."""
-    return config["segment_length"] if wildcards.dataset in PUBLISHED else segment_stride()
+    return (
+        config["segment_length"] if wildcards.dataset in PUBLISHED else segment_stride()
+    )
 
 
 def get_train_on(wildcards):
@@ -233,7 +245,6 @@ def segment_index(dataset):
     """The segment index table; waits for the checkpoint that writes it."""
     path = checkpoints.segment_index.get(dataset=dataset).output.index
     return pd.read_csv(path, sep="\t", dtype={"video": str}, keep_default_na=False)
-
 
 
 # ---------------------------------------------------------------- extraction
@@ -392,13 +403,17 @@ def expected_feature_file(wildcards, segments):
         "weights_random": weights == RANDOM_WEIGHTS,
         "precision": settings.get("precision", "fp32"),
         "segment_length": config["segment_length"],
-        "segment_stride": None if segment_stride() == config["segment_length"] else segment_stride(),
+        "segment_stride": (
+            None if segment_stride() == config["segment_length"] else segment_stride()
+        ),
     }
     if weights == RANDOM_WEIGHTS:
         attrs["weights_sha256"] = RANDOM_WEIGHTS
     newer_than = () if is_marker(weights) else (Path(weights),)
     crops = crop_count(settings.get("crops", "centre"))
-    return Expected(attrs, settings.get("dtype", "float16"), segments, newer_than, crops=crops)
+    return Expected(
+        attrs, settings.get("dtype", "float16"), segments, newer_than, crops=crops
+    )
 
 
 def todo_shards(wildcards):
@@ -506,10 +521,15 @@ def get_training_inputs(stage):
         if stage in (Stage.PRETRAIN_G, Stage.AUTOENCODER) and settings.cleaning:
             cleaned = {"cleaning": settings.cleaning.name, **wildcards}
             inputs["td_mask"] = filled(rules.clean_features.output.mask, **cleaned)
-            inputs["td_summary"] = filled(rules.clean_features.output.summary, **cleaned)
+            inputs["td_summary"] = filled(
+                rules.clean_features.output.summary, **cleaned
+            )
         before = settings.gcl.stages[: settings.gcl.stages.index(stage)]
         if before:
-            previous = {Stage.PRETRAIN_G: rules.pretrain_g, Stage.PRETRAIN_D: rules.pretrain_d}
+            previous = {
+                Stage.PRETRAIN_G: rules.pretrain_g,
+                Stage.PRETRAIN_D: rules.pretrain_d,
+            }
             inputs["initial"] = filled(previous[before[-1]].output[0], **wildcards)
         return inputs
 
@@ -538,7 +558,10 @@ def get_ensemble_members(wildcards):
     """The models of the runs a seed ensemble combines."""
     members = ensemble_members(wildcards.variant, int(wildcards.seed))
     return [
-        filled(rules.gcl_loop.output.models, **(dict(wildcards) | {"variant": v, "seed": s}))
+        filled(
+            rules.gcl_loop.output.models,
+            **(dict(wildcards) | {"variant": v, "seed": s}),
+        )
         for v, s in members
     ]
 
@@ -550,7 +573,11 @@ def get_run_metadata(wildcards):
     published = wildcards.dataset in PUBLISHED
     run = {
         "dataset": wildcards.dataset,
-        "extractor": {"name": wildcards.extractor} if published else get_extractor_params(wildcards),
+        "extractor": (
+            {"name": wildcards.extractor}
+            if published
+            else get_extractor_params(wildcards)
+        ),
         "crops": get_crops(wildcards),
         "segment_length": config["segment_length"],
         "segment_stride": segment_stride(),
@@ -600,7 +627,9 @@ def get_final_output():
 
 def get_baseline_scores(wildcards):
     """Scores of the plain autoencoder (AE_AllData) for the histogram figure."""
-    return filled(rules.score_run.output.scores, **(dict(wildcards) | {"variant": "AE_AllData"}))
+    return filled(
+        rules.score_run.output.scores, **(dict(wildcards) | {"variant": "AE_AllData"})
+    )
 
 
 def run_figure(name, caption):
@@ -628,6 +657,9 @@ def table_runs(table):
 def get_table_inputs(wildcards):
     """auc.json of every run a table gathers, on the dataset's default extractor."""
     return [
-        filled(rules.evaluate_run.output.auc, **default_run(wildcards.dataset, variant=v, seed=s))
+        filled(
+            rules.evaluate_run.output.auc,
+            **default_run(wildcards.dataset, variant=v, seed=s),
+        )
         for v, s in table_runs(wildcards.table)
     ]

@@ -38,12 +38,12 @@ rule merge_features:
         get_video_features,
     output:
         f"{FEATURES}.h5",
-    wildcard_constraints:
-        dataset=VIDEO_DATASET,
     log:
         "logs/{dataset}/merge_features/{extractor}.log",
     benchmark:
         "benchmarks/rules/{dataset}/merge_features/{extractor}.tsv"
+    wildcard_constraints:
+        dataset=VIDEO_DATASET,
     conda:
         "../../envs/gclvad.yaml"
     script:

@@ -11,7 +11,7 @@ manifest relative to the manifest's folder.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from gclvad.datasets.base import FrameMask, Intervals, Video, scored_videos, training_videos
 from gclvad.datasets.generic import read_generic
@@ -28,9 +28,9 @@ READERS: dict[str, Callable[[dict], list[Video]]] = {
 }
 
 __all__ = [
+    "READERS",
     "FrameMask",
     "Intervals",
-    "READERS",
     "Video",
     "load_dataset",
     "scored_videos",

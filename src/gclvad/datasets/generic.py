@@ -125,7 +125,7 @@ def read_generic(spec: dict) -> list[Video]:
         annotations = read_annotations(Path(spec["annotations"]), set(table["video"]))
 
     videos, problems = [], []
-    for line, row in zip(table.index, table.itertuples(index=False)):
+    for line, row in zip(table.index, table.itertuples(index=False), strict=True):
         try:
             videos.append(_video_of_row(row._asdict(), line, manifest, annotations))
         except BadDatasetError as error:
@@ -187,7 +187,7 @@ def read_annotations(path: Path, known_videos: set[str]) -> dict[str, Intervals]
     existing_file(path, "annotations file")
     table = read_csv_table(path, ANNOTATION_COLUMNS, ANNOTATION_COLUMNS)
     spans: dict[str, list[tuple[int, int]]] = {}
-    for line, row in zip(table.index, table.itertuples(index=False)):
+    for line, row in zip(table.index, table.itertuples(index=False), strict=True):
         if row.video not in known_videos:
             raise BadDatasetError(path, f"line {line}: video {row.video!r} is not in the manifest")
         start = _frame_number(row.start_frame, "start_frame", line, path)

@@ -40,16 +40,15 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gclvad.datasets.base import TEST, TRAIN, FrameMask, Video
+from gclvad.datasets.base import TEST, TRAIN, VIDEO_ID_PATTERN, FrameMask, Video
 from gclvad.datasets.generic import existing_dir, existing_file, spec_path
 from gclvad.datasets.ucf_crime import read_temporal_annotations, test_annotation
-from gclvad.datasets.base import VIDEO_ID_PATTERN
 from gclvad.errors import BadDatasetError, GclvadError
 from gclvad.npy_features import video_shape
 

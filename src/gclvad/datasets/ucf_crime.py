@@ -95,7 +95,7 @@ def read_list_entries(path: Path) -> list[tuple[str, str, int]]:
         raise BadDatasetError(path, "lists no videos")
     if lines[0][1] == CSV_HEADER:
         table = read_csv_table(path, (CSV_HEADER,), (CSV_HEADER,))
-        written = [(line, value) for line, value in zip(table.index, table[CSV_HEADER]) if value]
+        written = [(line, value) for line, value in zip(table.index, table[CSV_HEADER], strict=True) if value]
     else:
         written = [(line, text) for line, text in lines]
     problems: list[str] = []

@@ -7,8 +7,8 @@ imports the I3D code (and its optional dependencies), and the other way round.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

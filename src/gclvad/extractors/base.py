@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -90,9 +90,7 @@ class TorchExtractor(Extractor):
         if clips.ndim != 5 or clips.shape[1] != 3:
             raise ValueError(f"{self.name}: clips must be (B, 3, T, H, W), got {tuple(clips.shape)}")
         with torch.inference_mode():
-            batch = speed.prepare_input(
-                clips, self.device, self.precision, self.bf16_mode, self.channels_last
-            )
+            batch = speed.prepare_input(clips, self.device, self.precision, self.bf16_mode, self.channels_last)
             with speed.autocast_context(self.device, self.precision, self.bf16_mode):
                 features = self.module(batch)
             features = features.float().reshape(len(clips), -1).cpu()
@@ -139,9 +137,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise GclvadError(f"{path}: cannot be read as a PyTorch weights file ({error})") from error
     if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
         checkpoint = checkpoint["state_dict"]
-    if not isinstance(checkpoint, Mapping) or not all(
-        isinstance(value, torch.Tensor) for value in checkpoint.values()
-    ):
+    if not isinstance(checkpoint, Mapping) or not all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
         raise GclvadError(
             f"{path}: expected a state dict (parameter name -> tensor) or a checkpoint with a "
             f"'state_dict' entry, found {type(checkpoint).__name__}"

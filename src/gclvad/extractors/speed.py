@@ -16,8 +16,7 @@ import copy
 import logging
 
 import torch
-from torch import nn
-from torch import fx
+from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from gclvad.errors import GclvadError

@@ -30,7 +30,9 @@ class StaleCheckpointError(GclvadError):
     """A checkpoint written for another config, seed, data or starting networks."""
 
 
-def fingerprint(features: np.ndarray, video, position, config: dict, seed: int, stages: list[str], initial: Models | None) -> dict:
+def fingerprint(
+    features: np.ndarray, video, position, config: dict, seed: int, stages: list[str], initial: Models | None
+) -> dict:
     """What a checkpoint must match to be resumed: config, seed, stages, (a sample of) the data
     and the starting networks."""
     n_rows = features.shape[0]

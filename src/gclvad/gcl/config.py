@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from gclvad.errors import GclvadError
 
@@ -203,10 +204,10 @@ SECTIONS: dict[str, type] = {
 # the stages that read it and, through their outputs, what follows them.
 _EVERY_STAGE = ("architecture", "optimiser", "execution")
 STAGE_SECTIONS: dict[Stage, tuple[str, ...]] = {
-    Stage.PRETRAIN_G: _EVERY_STAGE + ("pretrain_g",),
-    Stage.PRETRAIN_D: _EVERY_STAGE + ("pretrain_d", "d_step", "supervision", "scoring"),
-    Stage.GCL_LOOP: _EVERY_STAGE + ("d_step", "supervision", "loop", "scoring"),
-    Stage.AUTOENCODER: _EVERY_STAGE + ("pretrain_g", "scoring"),
+    Stage.PRETRAIN_G: (*_EVERY_STAGE, "pretrain_g"),
+    Stage.PRETRAIN_D: (*_EVERY_STAGE, "pretrain_d", "d_step", "supervision", "scoring"),
+    Stage.GCL_LOOP: (*_EVERY_STAGE, "d_step", "supervision", "loop", "scoring"),
+    Stage.AUTOENCODER: (*_EVERY_STAGE, "pretrain_g", "scoring"),
 }
 
 
@@ -251,7 +252,7 @@ class GCLConfig:
         planned = [Stage.PRETRAIN_G]
         if self.pretrain_d.epochs > 0:
             planned.append(Stage.PRETRAIN_D)
-        return planned + [Stage.GCL_LOOP]
+        return [*planned, Stage.GCL_LOOP]
 
     def replace(self, **changes: Any) -> GCLConfig:
         """A copy with some settings changed, named as `setting_path` resolves them

@@ -10,8 +10,9 @@ touch `video_label`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,7 +128,9 @@ def _g_rows(config: GCLConfig, data: TrainingData, labels, cleaning: CleaningCon
     if chosen == "td" and data.td_mask is not None:
         mask = np.asarray(data.td_mask, dtype=bool)
         if mask.shape != (n_rows,):
-            raise BadTrainingDataError(f"training data: td_mask must have one entry per row ({n_rows}), found {mask.shape}")
+            raise BadTrainingDataError(
+                f"training data: td_mask must have one entry per row ({n_rows}), found {mask.shape}"
+            )
         return data.td_summary, np.flatnonzero(mask)
     if chosen == "td":
         mask, summary = temporal_difference_mask(data.features, data.video, data.position, cleaning)
@@ -135,7 +138,9 @@ def _g_rows(config: GCLConfig, data: TrainingData, labels, cleaning: CleaningCon
     if chosen == "normal":
         rows = np.flatnonzero(labels[np.asarray(data.video)] == 0)
         if rows.size == 0:
-            raise BadTrainingDataError("training data: one-class pre-training needs videos labelled normal (0); none found")
+            raise BadTrainingDataError(
+                "training data: one-class pre-training needs videos labelled normal (0); none found"
+            )
         return None, rows
     if chosen == "all":
         return None, np.arange(n_rows)
@@ -148,16 +153,16 @@ def _forced_normal_rows(config: GCLConfig, data: TrainingData, labels, seed: int
     if fraction <= 0.0:
         return None, None
     videos = np.unique(np.asarray(data.video))
-    n_revealed = int(round(fraction * len(videos)))
+    n_revealed = round(fraction * len(videos))
     draw = np.random.default_rng([seed, 0x57])  # its own stream: independent of everything else
     revealed = np.sort(draw.choice(videos, size=n_revealed, replace=False))
     revealed_normal = revealed[labels[revealed] == 0]
     forced = np.isin(np.asarray(data.video), revealed_normal)
     summary = {
         "supervision_fraction": fraction,
-        "videos": int(len(videos)),
+        "videos": len(videos),
         "videos_revealed": int(n_revealed),
-        "revealed_normal": int(len(revealed_normal)),
+        "revealed_normal": len(revealed_normal),
         "revealed_anomalous": int((labels[revealed] == 1).sum()),
         "rows_forced_normal": int(forced.sum()),
     }

@@ -65,14 +65,10 @@ def pseudo_targets(
     elif kind == "random_normal":
         normal_rows = torch.nonzero(~anomalous).squeeze(1)
         if normal_rows.numel() > 0:
-            pick = torch.randint(
-                normal_rows.numel(), (n_anomalous,), generator=generator, device=features.device
-            )
+            pick = torch.randint(normal_rows.numel(), (n_anomalous,), generator=generator, device=features.device)
             targets[anomalous] = targets[normal_rows[pick]]
     elif kind == "gaussian":
-        noise = torch.randn(
-            (n_anomalous, features.shape[1]), generator=generator, device=features.device
-        )
+        noise = torch.randn((n_anomalous, features.shape[1]), generator=generator, device=features.device)
         targets[anomalous] = targets[anomalous] + gaussian_sigma * noise
     else:
         raise GclvadError(f"negative learning: unknown pseudo target {kind!r}; use ones, random_normal or gaussian")

@@ -14,6 +14,7 @@ names no activations or normalisation, so these are choices recorded in `GCLConf
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "t
 def _mlp(sizes: list[int], activation: str, dropout: float) -> nn.Sequential:
     """Linear layers between consecutive sizes; activation (+ dropout) after all but the last."""
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(_ACTIVATIONS[activation]())

@@ -75,7 +75,9 @@ def load_plain_torch(path: Path, what: str, written_by: str) -> dict:
     return value
 
 
-def save_models(path: Path, models: Models, metadata: dict | None = None, sections: tuple[str, ...] | None = None) -> None:
+def save_models(
+    path: Path, models: Models, metadata: dict | None = None, sections: tuple[str, ...] | None = None
+) -> None:
     """Store the networks with their config, so `load_models` rebuilds them exactly.
 
     metadata: plain values kept beside them (training log, cleaning summary, where the
@@ -103,7 +105,8 @@ def read_models_file(path: Path, formats: tuple[str, ...] = (MODELS_FORMAT,)) ->
     stored = load_plain_torch(path, f"a GCL models file ({MODELS_FORMAT})", WRITTEN_BY)
     if stored.get("format") not in formats:
         raise ModelsFileError(
-            f"{path}: format {stored.get('format')!r}, expected a GCL models file of format {MODELS_FORMAT}; {WRITTEN_BY}"
+            f"{path}: format {stored.get('format')!r}, expected a GCL models file of format {MODELS_FORMAT}; "
+            f"{WRITTEN_BY}"
         )
     return stored
 

@@ -43,9 +43,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -55,7 +55,17 @@ from gclvad.cleaning import CleaningConfig
 from gclvad.errors import GclvadError
 from gclvad.gcl import checkpoint as checkpoints
 from gclvad.gcl.config import GCLConfig, Stage
-from gclvad.gcl.data import G_ALONE, BadTrainingDataError, PlannedStage, Rows, TrainingData, check_arrays, plan_stage, select_rows, selected_stages
+from gclvad.gcl.data import (
+    G_ALONE,
+    BadTrainingDataError,
+    PlannedStage,
+    Rows,
+    TrainingData,
+    check_arrays,
+    plan_stage,
+    select_rows,
+    selected_stages,
+)
 from gclvad.gcl.labels import negative_learning_loss, soft_targets, threshold_labels
 from gclvad.gcl.models import Models, autocast, build_models, reconstruction_error, squared_error
 
@@ -195,7 +205,9 @@ def train(
                     models.eval()
                     on_epoch_end(str(stage.name), state.epochs_done, models)
             finally:
-                if checkpoint_path is not None and _checkpoint_due(state, stage, last_checkpoint, checkpoint_interval_s):
+                if checkpoint_path is not None and _checkpoint_due(
+                    state, stage, last_checkpoint, checkpoint_interval_s
+                ):
                     checkpoints.save_checkpoint(Path(checkpoint_path), fingerprint, _saved_state(state, rows))
                     last_checkpoint = time.monotonic()
         state.stage_index, state.epochs_done = state.stage_index + 1, 0
