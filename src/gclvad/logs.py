@@ -29,42 +29,44 @@ def job_log(path: str | Path | None) -> Iterator[logging.Logger]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         to_file = logging.FileHandler(path, mode="w")
         handlers.append(to_file)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
-    logging.captureWarnings(True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
     logger = logging.getLogger("gclvad")
-    try:
-        yield logger
-    except GclvadError as error:
-        _report_failure(logger, to_file or to_stderr, f"job failed: {error}", with_traceback=False)
-        raise SystemExit(1) from None
-    except Exception:
-        _report_failure(logger, to_file or to_stderr, "job failed with an unexpected error", with_traceback=True)
-        raise SystemExit(1) from None
+    with _root_handlers(handlers):
+        try:
+            yield logger
+        except GclvadError as error:
+            _report_failure(logger, to_file or to_stderr, f"job failed: {error}", with_traceback=False)
+            raise SystemExit(1) from None
+        except Exception:
+            _report_failure(logger, to_file or to_stderr, "job failed with an unexpected error", with_traceback=True)
+            raise SystemExit(1) from None
 
 
 @contextlib.contextmanager
-def command_log() -> Iterator[None]:
-    """INFO records and warnings to stderr while one command-line command runs.
-
-    The handler is removed afterwards: a process that calls the command line more than once
-    (the tests, a notebook) must not keep handlers on streams that are closed by then.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+def _root_handlers(handlers: list[logging.Handler]) -> Iterator[None]:
+    """The root logger writes INFO records and warnings to `handlers` alone, until the block
+    ends; then its handlers and level are as they were (a process that runs several jobs or
+    commands, like the tests, must not keep handlers on streams closed by then)."""
     root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    before, level = root.handlers[:], root.level
+    root.handlers, root.level = list(handlers), logging.INFO
+    logging.captureWarnings(True)
     try:
         yield
     finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+        logging.captureWarnings(False)
+        root.handlers, root.level = before, level
+        for handler in handlers:
+            handler.close()
+
+
+def command_log() -> contextlib.AbstractContextManager[None]:
+    """INFO records and warnings to stderr while one command-line command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    return _root_handlers([handler])
 
 
 def _report_failure(logger: logging.Logger, handler: logging.Handler, message: str, with_traceback: bool) -> None:
