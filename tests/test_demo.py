@@ -82,3 +82,20 @@ def test_rejects_sizes_yuv420p_cannot_hold(tmp_path):
         generate_demo(tmp_path, n_train=1, n_test=0, frames=16, size=(49, 64))
     with pytest.raises(GclvadError, match="at least one 16-frame segment"):
         generate_demo(tmp_path, frames=8)
+
+
+def test_crowd_is_as_dense_at_the_start_as_later():
+    # Walkers start anywhere on their wrap-around loop, off-screen margins included: had
+    # they all started on screen, the first frames would be ~40 % more crowded than later
+    # ones and every video's first segments would look anomalous (issue 10, item 7).
+    from gclvad.datasets.demo import _Scene
+
+    size = (60, 80)
+    coverage = []
+    for seed in range(80):
+        scene = _Scene(np.random.default_rng(seed), size, None)
+        coverage.append(
+            [(np.abs(scene.frame(t).astype(float) - scene.background).max(axis=-1) > 20).mean() for t in (0, 40, 80, 120)]
+        )
+    start, *later = np.mean(coverage, axis=0)
+    assert 0.9 < start / np.mean(later) < 1.1

@@ -172,11 +172,17 @@ def _random_figure(
     top, bottom = _walkway(size)
     foot = rng.uniform(top + nearest * (bottom - top), bottom)
     depth = (foot - top) / (bottom - top)  # 0 at the back, 1 at the front
+    along = rng.uniform()  # where on its loop the walker starts (see below)
+    figure_height = height * (0.16 + 0.14 * depth) * rng.uniform(0.9, 1.1)
     return Figure(
-        x0=rng.uniform(0, width),
+        # Uniform over the whole wrap-around loop, off-screen margins included (`_wrap`):
+        # that is where walkers are at any later frame too. Starting them all on screen
+        # made the first frames more crowded than the rest, and every video's first
+        # segments scored anomalous, drifting down as walkers spread onto the margins.
+        x0=-figure_height + along * (width + 2 * figure_height),
         foot=foot,
         speed=speed,
-        height=height * (0.16 + 0.14 * depth) * rng.uniform(0.9, 1.1),
+        height=figure_height,
         shirt=np.array([60, 70, 95], np.float32) + rng.uniform(-40, 40, 3),
         trousers=np.array([45, 45, 55], np.float32) + rng.uniform(-15, 15, 3),
         skin=np.array([200, 160, 130], np.float32) + rng.uniform(-30, 20, 1),
@@ -186,7 +192,8 @@ def _random_figure(
 
 
 def _wrap(x: float, width: int, margin: float) -> float:
-    """Walkers leaving one side come back on the other, so the crowd stays the same size."""
+    """Walkers leaving one side come back on the other after `margin` pixels off-screen, so
+    the crowd stays the same size; positions lie in [-margin, width + margin)."""
     return (x + margin) % (width + 2 * margin) - margin
 
 
