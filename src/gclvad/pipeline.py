@@ -51,11 +51,11 @@ CHECKPOINT_INTERVAL_S = 10.0
 
 
 def generate_demo_dataset(*, manifest: str | Path, generate: Mapping) -> Path:
-    """Write the synthetic demo videos beside `manifest` (videos.csv + annotations.csv)."""
-    from gclvad.datasets.demo import generate_demo
+    """Write a synthetic dataset (generate["kind"]: demo or walkway) beside `manifest` (videos.csv + annotations.csv)."""
+    from gclvad.datasets import generate_synthetic
 
-    written = generate_demo(Path(manifest).parent, **generate)
-    log.info("demo dataset written: %s", written)
+    written = generate_synthetic(Path(manifest).parent, **generate)
+    log.info("synthetic dataset written: %s", written)
     return written
 
 

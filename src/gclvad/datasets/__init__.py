@@ -5,13 +5,20 @@
     ucf_crime     UCF-Crime with its official lists and annotations (gclvad.datasets.ucf_crime)
     shanghaitech  ShanghaiTech in Zhong et al.'s split (gclvad.datasets.shanghaitech)
     features      published per-video features in the RTFM layout (gclvad.datasets.published)
+
+`generate_synthetic(out_dir, kind, **arguments)` writes a synthetic dataset in the generic
+format: kind "demo" (gclvad.datasets.demo) or "walkway" (gclvad.datasets.walkway, the harder
+development benchmark). Their modules load torch or draw pictures, so they are imported only
+when asked for.
 Relative paths in a spec are taken relative to the current directory; paths inside a
 manifest relative to the manifest's folder.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from pathlib import Path
 
 from gclvad.datasets.base import FrameMask, Intervals, Video, scored_videos, training_videos
 from gclvad.datasets.generic import read_generic
@@ -27,11 +34,20 @@ READERS: dict[str, Callable[[dict], list[Video]]] = {
     "features": read_published,
 }
 
+# kind -> (module, function) of the synthetic dataset generators.
+_GENERATORS = {
+    "demo": ("gclvad.datasets.demo", "generate_demo"),
+    "walkway": ("gclvad.datasets.walkway", "generate_walkway"),
+}
+SYNTHETIC_KINDS = tuple(_GENERATORS)
+
 __all__ = [
     "READERS",
     "FrameMask",
     "Intervals",
+    "SYNTHETIC_KINDS",
     "Video",
+    "generate_synthetic",
     "load_dataset",
     "scored_videos",
     "training_videos",
@@ -44,3 +60,11 @@ def load_dataset(spec: dict) -> list[Video]:
     if fmt not in READERS:
         raise GclvadError(f"unknown dataset format {fmt!r}; known formats are {', '.join(sorted(READERS))}")
     return READERS[fmt](spec)
+
+
+def generate_synthetic(out_dir: str | Path, kind: str = "demo", **arguments) -> Path:
+    """Write the synthetic dataset `kind` into `out_dir` with the generator's `arguments`; returns videos.csv."""
+    if kind not in _GENERATORS:
+        raise GclvadError(f"unknown synthetic dataset kind {kind!r}; known kinds are {', '.join(SYNTHETIC_KINDS)}")
+    module, function = _GENERATORS[kind]
+    return getattr(importlib.import_module(module), function)(Path(out_dir), **arguments)

@@ -12,14 +12,15 @@ normal scenes look alike across videos. Anomalous frames stay under 15 % of all 
 `generate_demo` writes MPEG-4 (Part 2) .mp4 files, `videos.csv` (video, path, split, label; path
 relative to the csv's folder) and `annotations.csv` (video, start_frame, end_frame; 0-based,
 end exclusive). Everything is drawn with numpy slicing from one seed, so a seed always gives
-the same videos.
+the same videos. The drawing helpers (`paint`, `smooth_noise`, `Figure`, `wrap_position`), the
+encoder (`encode_mpeg4`) and `write_dataset_files` are shared with `gclvad.datasets.walkway`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -78,7 +79,7 @@ def _plan_split(rng: np.random.Generator, split: str, n_videos: int, frames: int
 # ---------------------------------------------------------------- drawing
 
 
-def _smooth_noise(rng: np.random.Generator, size: tuple[int, int], cell: int) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, size: tuple[int, int], cell: int) -> np.ndarray:
     """Noise in [-1, 1] with blobs about `cell` pixels wide (bilinear upsampling of a coarse grid)."""
     height, width = size
     coarse = rng.uniform(-1, 1, (1, 1, height // cell + 2, width // cell + 2)).astype(np.float32)
@@ -101,7 +102,7 @@ def draw_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarr
     paving = np.array([140, 136, 128], np.float32) + rng.uniform(-10, 10, 3)
     scene[:top] = grass
     scene[top:] = paving
-    scene += 18 * _smooth_noise(rng, size, max(4, width // 20))[..., None]
+    scene += 18 * smooth_noise(rng, size, max(4, width // 20))[..., None]
     scene += rng.normal(0, 4, (height, width, 1)).astype(np.float32)  # grain of the stone
     kerb = max(2, height // 60)
     scene[top - kerb : top] = 185
@@ -113,7 +114,7 @@ def draw_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarr
     return np.clip(scene, 0, 255)
 
 
-def _paint(
+def paint(
     canvas: np.ndarray, top: float, left: float, height: float, width: float, colour, shape=None
 ) -> None:
     """Fill a rectangle (or a boolean `shape` stretched to it), clipped to the canvas."""
@@ -132,8 +133,8 @@ def _paint(
     canvas[t0:t1, l0:l1][mask] = colour
 
 
-_DISK = np.hypot(*np.meshgrid(np.arange(16) - 7.5, np.arange(16) - 7.5)) <= 8  # stretched to ellipses
-_SHADOW = np.float32(60)
+DISK = np.hypot(*np.meshgrid(np.arange(16) - 7.5, np.arange(16) - 7.5)) <= 8  # stretched to ellipses
+SHADOW = np.float32(60)
 
 
 @dataclass
@@ -156,12 +157,12 @@ class Figure:
         swing = 0.22 * w * np.sin(2 * np.pi * t / self.period + self.phase)
         left = x - w / 2
         # Shadow first, so the figure stands on it.
-        _paint(canvas, self.foot - 0.06 * h, left - 0.1 * w, 0.1 * h, 1.3 * w, _SHADOW, _DISK)
+        paint(canvas, self.foot - 0.06 * h, left - 0.1 * w, 0.1 * h, 1.3 * w, SHADOW, DISK)
         leg_top, leg_h = self.foot - 0.48 * h, 0.48 * h
-        _paint(canvas, leg_top, left + 0.05 * w + swing, leg_h, 0.4 * w, self.trousers)
-        _paint(canvas, leg_top, left + 0.55 * w - swing, leg_h, 0.4 * w, self.trousers)
-        _paint(canvas, self.foot - 0.85 * h, left, 0.4 * h, w, self.shirt)
-        _paint(canvas, self.foot - h, left + 0.15 * w, 0.17 * h, 0.7 * w, self.skin, _DISK)
+        paint(canvas, leg_top, left + 0.05 * w + swing, leg_h, 0.4 * w, self.trousers)
+        paint(canvas, leg_top, left + 0.55 * w - swing, leg_h, 0.4 * w, self.trousers)
+        paint(canvas, self.foot - 0.85 * h, left, 0.4 * h, w, self.shirt)
+        paint(canvas, self.foot - h, left + 0.15 * w, 0.17 * h, 0.7 * w, self.skin, DISK)
 
 
 def _random_figure(
@@ -175,7 +176,7 @@ def _random_figure(
     along = rng.uniform()  # where on its loop the walker starts (see below)
     figure_height = height * (0.16 + 0.14 * depth) * rng.uniform(0.9, 1.1)
     return Figure(
-        # Uniform over the whole wrap-around loop, off-screen margins included (`_wrap`):
+        # Uniform over the whole wrap-around loop, off-screen margins included (`wrap_position`):
         # that is where walkers are at any later frame too. Starting them all on screen
         # made the first frames more crowded than the rest, and every video's first
         # segments scored anomalous, drifting down as walkers spread onto the margins.
@@ -191,7 +192,7 @@ def _random_figure(
     )
 
 
-def _wrap(x: float, width: int, margin: float) -> float:
+def wrap_position(x: float, width: int, margin: float) -> float:
     """Walkers leaving one side come back on the other after `margin` pixels off-screen, so
     the crowd stays the same size; positions lie in [-margin, width + margin)."""
     return (x + margin) % (width + 2 * margin) - margin
@@ -206,24 +207,24 @@ def _draw_vehicle(
     body_h, body_w = 0.32 * height, 0.45 * width
     base = bottom - 0.04 * height
     left = x - body_w / 2
-    _paint(
+    paint(
         canvas, base - 0.03 * height, left - 0.03 * body_w, 0.06 * height, 1.06 * body_w, np.float32(40), None
     )
-    _paint(canvas, base - body_h, left, body_h * 0.8, body_w, colour)
+    paint(canvas, base - body_h, left, body_h * 0.8, body_w, colour)
     cabin_left = left + (0.45 if direction > 0 else 0.05) * body_w
-    _paint(canvas, base - body_h * 1.45, cabin_left, body_h * 0.7, 0.5 * body_w, colour)
+    paint(canvas, base - body_h * 1.45, cabin_left, body_h * 0.7, 0.5 * body_w, colour)
     window = np.array([90, 130, 170], np.float32)
-    _paint(canvas, base - body_h * 1.35, cabin_left + 0.08 * body_w, body_h * 0.45, 0.34 * body_w, window)
+    paint(canvas, base - body_h * 1.35, cabin_left + 0.08 * body_w, body_h * 0.45, 0.34 * body_w, window)
     wheel = 0.16 * height
     for centre in (0.2, 0.8):
-        _paint(
+        paint(
             canvas,
             base - 0.3 * body_h,
             left + centre * body_w - wheel / 2,
             wheel,
             wheel,
             np.float32(20),
-            _DISK,
+            DISK,
         )
 
 
@@ -263,7 +264,7 @@ class _Scene:
         width = self.size[1]
         # Paint back to front so nearer figures cover farther ones.
         for walker in sorted(self.walkers, key=lambda f: f.foot):
-            walker.draw(canvas, t, _wrap(walker.x0 + walker.speed * t, width, walker.height))
+            walker.draw(canvas, t, wrap_position(walker.x0 + walker.speed * t, width, walker.height))
         event = self.event
         if event is not None and event.start <= t < event.end:
             if event.kind == "vehicle":
@@ -289,18 +290,11 @@ def scene_frames(
         yield scene.frame(t)
 
 
-def write_demo_video(
-    path: Path,
-    rng: np.random.Generator,
-    frames: int,
-    size: tuple[int, int] = (240, 320),
-    fps: int = 25,
-    event: Event | None = None,
-) -> Path:
-    """Draw one scene with `rng` and encode it as MPEG-4 Part 2 (yuv420p) into `path`."""
+def encode_mpeg4(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int = 25) -> Path:
+    """Encode uint8 (H, W, 3) RGB frames as MPEG-4 Part 2 (yuv420p) into `path`, reproducibly."""
     height, width = size
     if height % 2 or width % 2:
-        raise GclvadError(f"demo video size must be even for yuv420p video; got {height}x{width}")
+        raise GclvadError(f"synthetic video size must be even for yuv420p video; got {height}x{width}")
     with atomic_path(path) as temporary, av.open(str(temporary), "w", format="mp4") as container:
         # FFmpeg's own MPEG-4 encoder, on one thread: a seed must reproduce the same video,
         # and libx264 here encoded the same frames differently from run to run (even on one
@@ -312,10 +306,39 @@ def write_demo_video(
         stream = container.add_stream("mpeg4", rate=fps, options=options)
         stream.codec_context.thread_count = 1
         stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
-        for pixels in scene_frames(rng, frames, size, event):
+        for pixels in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         container.mux(stream.encode(None))
     return Path(path)
+
+
+def write_demo_video(
+    path: Path,
+    rng: np.random.Generator,
+    frames: int,
+    size: tuple[int, int] = (240, 320),
+    fps: int = 25,
+    event: Event | None = None,
+) -> Path:
+    """Draw one scene with `rng` and encode it as MPEG-4 Part 2 (yuv420p) into `path`."""
+    return encode_mpeg4(path, scene_frames(rng, frames, size, event), size, fps)
+
+
+def write_dataset_files(out_dir: Path, videos: list[tuple[str, str, int]], spans: list[tuple[str, int, int]]) -> Path:
+    """annotations.csv (video, start_frame, end_frame) and videos.csv (video, path, split,
+    label) of videos written as <video>.mp4 into `out_dir`; returns videos.csv.
+
+    videos: (name, split, label); spans: anomalous frames [start, end) per video.
+    The manifest comes last: its presence means the whole dataset is there.
+    """
+    annotations = pd.DataFrame(spans, columns=["video", "start_frame", "end_frame"])
+    write_atomic(out_dir / "annotations.csv", lambda temporary: annotations.to_csv(temporary, index=False))
+    manifest = pd.DataFrame(
+        [(name, f"{name}.mp4", split, int(label)) for name, split, label in videos],
+        columns=["video", "path", "split", "label"],
+    )
+    write_atomic(out_dir / "videos.csv", lambda temporary: manifest.to_csv(temporary, index=False))
+    return out_dir / "videos.csv"
 
 
 # ---------------------------------------------------------------- dataset
@@ -352,15 +375,8 @@ def generate_demo(
     assert anomalous_frames <= MAX_ANOMALOUS_FRACTION * frames * len(plans), "event planning broke its bound"
     for plan, rng in zip(plans, video_rngs):
         write_demo_video(out_dir / f"{plan.name}.mp4", rng, frames, size, fps, plan.event)
-    annotations = pd.DataFrame(
+    return write_dataset_files(
+        out_dir,
+        [(p.name, p.split, p.event is not None) for p in plans],
         [(p.name, p.event.start, p.event.end) for p in plans if p.event],
-        columns=["video", "start_frame", "end_frame"],
     )
-    write_atomic(out_dir / "annotations.csv", lambda temporary: annotations.to_csv(temporary, index=False))
-    manifest = pd.DataFrame(
-        [(p.name, f"{p.name}.mp4", p.split, int(p.event is not None)) for p in plans],
-        columns=["video", "path", "split", "label"],
-    )
-    # The manifest comes last: its presence means the whole dataset is there.
-    write_atomic(out_dir / "videos.csv", lambda temporary: manifest.to_csv(temporary, index=False))
-    return out_dir / "videos.csv"
