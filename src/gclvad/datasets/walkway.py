@@ -99,20 +99,24 @@ def _duration(kind: str, speed_factor: float, depth: float, layout: Layout, size
 
 
 def _plan_event(rng, frames: int, layout: Layout, size) -> tuple[tuple[Crossing, ...], int]:
-    """Crossings in a row until the event reaches its target length; (crossings, planned frames)."""
+    """Crossings in a row until the event reaches its target length (a crossing that would
+    outlast the video ends the chain), placed anywhere in the video where it fits (a single
+    crossing longer than the video starts at frame 0 and is cut at its end);
+    (crossings, planned anomalous frames)."""
     target = max(1, round(rng.uniform(*_EVENT_LENGTH) * frames))
-    start = int(rng.integers(0, max(1, frames - target)))
-    crossings, end = [], start
-    enters = start
-    while enters < frames and end - start < target:
+    chain, end, enters = [], 0, 0  # frames counted from the event's start
+    while end < target:
         kind = str(rng.choice(KINDS))
         speed, depth = rng.uniform(*SPEED_FACTORS[kind]), rng.uniform(0.1, 1.0)
-        crossing = Crossing(kind, enters, int(rng.choice((-1, 1))), depth, speed, rng.uniform(50, 190))
         duration = _duration(kind, speed, depth, layout, size)
-        crossings.append(crossing)
+        if chain and enters + duration > frames:
+            break
+        chain.append((kind, enters, int(rng.choice((-1, 1))), depth, speed, rng.uniform(50, 190)))
         end = max(end, enters + duration)
         enters += max(1, round(rng.uniform(0.4, 1.0) * duration))  # the next one enters before this one leaves
-    return tuple(crossings), min(end, frames) - start
+    start = int(rng.integers(0, max(0, frames - end) + 1))
+    crossings = tuple(Crossing(kind, start + at, *rest) for kind, at, *rest in chain)
+    return crossings, min(end, frames - start)
 
 
 def _plan_split(rng, split: str, n: int, frames: int, layouts: list[Layout], size, fraction: float) -> list:
