@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from detection_features import load_mode
+
 from gclvad.atomic import write_atomic
 from gclvad.cleaning import CleaningConfig, temporal_difference_mask, temporal_differences
 from gclvad.evaluate import frame_auc
@@ -273,7 +273,7 @@ def print_tables(work: Path, manifest: Path) -> dict:
     print("\nframe AUC on the walkway test split (5 seeds, mean +- std); sigma = smoothing in frames")
     print(f"{'run':44s} {'crops':10s} " + " ".join(f"{'sigma ' + str(s):>15s}" for s in SIGMAS) + "  train s")
     for name in sorted(p.name for p in (work / "scores").iterdir()):
-        variant, features, rule = name.split(".")
+        features = name.split(".")[1]
         rows = cache.setdefault(features, build_rows(work, manifest, features))
         for combination in COMBINATIONS if rows.n_crops > 1 else [("mean", "none")]:
             runs = seed_frames(work, rows, name, combination, normalise=False)
