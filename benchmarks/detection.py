@@ -1,16 +1,20 @@
 """Detection beyond the paper on unlabelled footage (issue 10): the levers on the walkway benchmark.
 
-    .venv/bin/python benchmarks/detection.py [--work results/benchmarks/detection] [--steps generate extract train table]
+    .venv/bin/python benchmarks/detection.py --benchmark walkway4 [--steps generate extract train table]
+    .venv/bin/python benchmarks/detection.py --benchmark walkway1 ...
 
-1. generate: the walkway benchmark (gclvad.datasets.walkway, seed 0: 16 train + 16 test videos of
-   240 frames at 320x240, 4 camera positions; ~10 % / ~35 % anomalous train / test frames);
+Two benchmarks, both gclvad.datasets.walkway with seed 0, 16 train + 16 test videos of 240
+frames at 320x240, ~10 % / ~35 % anomalous train / test frames: `walkway4` filmed from 4 camera
+positions (a site with several cameras), `walkway1` from one (like a single walkway camera).
+Work goes to results/benchmarks/detection/<benchmark> (--work to change it).
+1. generate: the benchmark's videos;
 2. extract: I3D (package weights, fp32, CPU) features per crop and window
    (benchmarks/detection_features.py): three crops at stride 8 (holds the centre crop and the
    stride-16 segments) and ten crops at stride 16; cached per video, so a rerun skips it;
 3. train: every configuration of benchmarks/detection_levers.py for its seeds, each run's
    per-row scores cached (a rerun trains only what is missing);
 4. table: frame AUC (test split, all frames concatenated) of every configuration with and
-   without smoothing, mean +- std over seeds, ensembles, and the TD enrichment.
+   without smoothing, mean +- std over seeds, seed ensembles, and the TD enrichment.
 Training uses ALL videos (train and test split) as unlabelled footage, as a practitioner would;
 labels are read only to evaluate. Prints the machine first.
 """
@@ -22,21 +26,23 @@ import time
 from pathlib import Path
 
 import torch
+from machine import describe
 
-from machine import describe  # noqa: E402  (benchmarks/ is on sys.path when run)
-
-BENCHMARK = {"seed": 0, "n_train": 16, "n_test": 16, "frames": 240, "scenes": 4}
+_WALKWAY = {"seed": 0, "n_train": 16, "n_test": 16, "frames": 240}
+BENCHMARKS = {"walkway4": {**_WALKWAY, "scenes": 4}, "walkway1": {**_WALKWAY, "scenes": 1}}
 STEPS = ("generate", "extract", "train", "table")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("results/benchmarks/detection"))
+    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="walkway4")
+    parser.add_argument("--work", type=Path, default=None, help="default results/benchmarks/detection/<benchmark>")
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
     parser.add_argument("--modes", nargs="+", default=["three_s8", "ten_s16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", default=None, help="train only these configurations")
     args = parser.parse_args()
+    args.work = args.work or Path("results/benchmarks/detection") / args.benchmark
     torch.set_num_threads(args.threads)
     print(f"machine: {describe()} (shared with other sessions)", flush=True)
     manifest = args.work / "videos" / "videos.csv"
@@ -44,7 +50,7 @@ def main() -> None:
     if "generate" in args.steps and not manifest.exists():
         from gclvad.datasets import generate_synthetic
 
-        generate_synthetic(manifest.parent, kind="walkway", **BENCHMARK)
+        generate_synthetic(manifest.parent, kind="walkway", **BENCHMARKS[args.benchmark])
         print(f"generated {manifest} in {time.perf_counter() - started:.0f} s", flush=True)
     if "extract" in args.steps:
         from detection_features import extract_dataset

@@ -61,6 +61,7 @@ class CropMode:
 
 
 MODES = {
+    "centre_s16": CropMode("centre", 224, 16),  # the product's features today
     "three_s8": CropMode("three", 224, 8),  # holds centre and stride 16 as subsets
     "ten_s16": CropMode("ten", 256, 16),
 }

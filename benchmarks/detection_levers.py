@@ -37,6 +37,7 @@ SEGMENT = 16
 SIGMAS = (0, 8, 16, 32)
 FEATURE_SETS = {  # name: (cached mode, crops or None for all, stride, "tracks" | "average")
     "centre_s16": ("three_s8", ["c"], 16, "tracks"),
+    "centre_only_s16": ("centre_s16", ["c"], 16, "tracks"),  # for benchmarks extracted in centre mode only
     "centre_s8": ("three_s8", ["c"], 8, "tracks"),
     "three_s16": ("three_s8", None, 16, "tracks"),
     "three_avg_s16": ("three_s8", None, 16, "average"),
@@ -174,16 +175,23 @@ def train_one(rows: Rows, variant: str, rule: str, seed: int) -> tuple[np.ndarra
 
 
 def planned_runs() -> list[tuple[str, str, str, list[int]]]:
-    """(variant, feature set, TD rule, seeds) of every run of the table."""
-    five, many = list(range(5)), list(range(25))
-    runs = []
-    for features in FEATURE_SETS:
-        runs.append(("AE_AllData", features, "paper", five))
-        runs.append(("GCL_PT", features, "paper", five))
-    for rule in ("pct50", "pct70", "vid50", "vid70"):
-        runs.append(("GCL_PT", "centre_s16", rule, five))
-        runs.append(("GCL_PT", "three_s8", rule, five))
-    runs.append(("GCL_PT", "centre_s16", "paper", many))
+    """(variant, feature set, TD rule, seeds) of every run of the table, most important first."""
+    five, more = list(range(5)), list(range(5, 15))
+    runs = [("AE_AllData", "centre_s16", "paper", five)]
+    runs += [
+        ("GCL_PT", features, "paper", five)
+        for features in ("centre_s16", "centre_s8", "three_s16", "three_avg_s16", "three_s8")
+    ]
+    runs += [("GCL_PT", "centre_s16", rule, five) for rule in ("pct50", "vid50")]
+    runs += [("AE_AllData", features, "paper", five) for features in ("centre_s8", "three_s16", "three_s8")]
+    runs += [("GCL_PT", "centre_s16", "paper", more)]  # seed ensembles: 15 seeds
+    runs += [("GCL_PT", "centre_s16", rule, five) for rule in ("pct30", "pct70")]
+    runs += [("GCL_PT", "three_s16", "pct50", five + more), ("GCL_PT", "three_s16", "paper", more)]
+    runs += [("GCL_PT", features, "paper", five) for features in ("ten_s16", "ten_avg_s16")]
+    runs += [("AE_AllData", features, "paper", five) for features in ("ten_s16", "ten_avg_s16")]
+    runs += [("AE_TD", features, rule, five) for features in ("centre_s16", "three_s16") for rule in ("pct50", "pct70")]
+    runs += [("GCL_PT", "three_s16", "pct70", five + more), ("GCL_PT", "three_s16", "pct90", five + more)]
+    runs += [("AE_TD", "three_s16", "pct90", five)]
     return runs
 
 
@@ -230,12 +238,18 @@ def window_scores(rows: Rows, row_scores: np.ndarray, combination=("max", "rank"
     return out
 
 
-def frame_scores(rows: Rows, windows: dict[str, tuple], normalise: bool = False) -> dict[str, np.ndarray]:
-    """Per video frame scores; normalise: ranks against all windows of all videos (ensembles)."""
+def frame_scores(rows: Rows, windows: dict[str, tuple], normalise: str = "none") -> dict[str, np.ndarray]:
+    """Per video frame scores; normalise (for ensembles) against all windows of all videos (the
+    training footage): "rank" (empirical CDF), "z" (mean and std) or "none"."""
     reference = np.concatenate([scores for _, scores in windows.values()])
     out = {}
     for video, (starts, scores) in windows.items():
-        values = reference_ranks(scores, reference) if normalise else scores
+        if normalise == "rank":
+            values = reference_ranks(scores, reference)
+        elif normalise == "z":
+            values = (scores - reference.mean()) / reference.std()
+        else:
+            values = scores
         out[video] = window_frame_scores(values, starts, rows.frames[video], SEGMENT)
     return out
 
@@ -245,7 +259,7 @@ def auc(frames: dict[str, np.ndarray], truths: dict, sigma: float) -> float:
     return frame_auc(tested, truths)
 
 
-def seed_frames(work: Path, rows: Rows, name: str, combination, normalise: bool) -> dict[int, dict]:
+def seed_frames(work: Path, rows: Rows, name: str, combination, normalise: str) -> dict[int, dict]:
     out = {}
     for path in sorted((work / "scores" / name).glob("seed*.npz")):
         with np.load(path) as stored:
@@ -267,16 +281,18 @@ def _cell(values) -> str:
 
 
 def print_tables(work: Path, manifest: Path) -> dict:
-    cache: dict[str, Rows] = {"centre_s16": build_rows(work, manifest, "centre_s16")}
-    truths = truths_of(manifest, cache["centre_s16"].frames)
+    names = sorted(p.name for p in (work / "scores").iterdir())
+    first = names[0].split(".")[1]
+    cache: dict[str, Rows] = {first: build_rows(work, manifest, first)}
+    truths = truths_of(manifest, cache[first].frames)
     report: dict = {"single": [], "ensembles": [], "td": []}
     print("\nframe AUC on the walkway test split (5 seeds, mean +- std); sigma = smoothing in frames")
     print(f"{'run':44s} {'crops':10s} " + " ".join(f"{'sigma ' + str(s):>15s}" for s in SIGMAS) + "  train s")
-    for name in sorted(p.name for p in (work / "scores").iterdir()):
+    for name in names:
         features = name.split(".")[1]
         rows = cache.setdefault(features, build_rows(work, manifest, features))
         for combination in COMBINATIONS if rows.n_crops > 1 else [("mean", "none")]:
-            runs = seed_frames(work, rows, name, combination, normalise=False)
+            runs = seed_frames(work, rows, name, combination, normalise="none")
             first = {s: f for s, f in runs.items() if s < 5}
             cells = {sigma: [auc(f, truths, sigma) for f in first.values()] for sigma in SIGMAS}
             label = "-" if rows.n_crops == 1 else "/".join(combination)
@@ -293,22 +309,33 @@ def print_tables(work: Path, manifest: Path) -> dict:
     return report
 
 
-def ensemble_table(work: Path, manifest: Path, truths: dict, cache: dict, combination=("max", "rank")) -> list:
-    """Rank-normalised seed ensembles: disjoint groups of K seeds; mean +- std over groups."""
-    print("\nseed ensembles (ranks against each seed's windows of all videos, averaged): groups of K seeds")
+def ensemble_table(work: Path, manifest: Path, truths: dict, cache: dict, combination=("mean", "none")) -> list:
+    """Seed ensembles: disjoint groups of K seeds, each seed's scores normalised against its own
+    windows of all videos, averaged; mean +- std over groups (runs with at least 15 seeds)."""
+    print("\nseed ensembles: disjoint groups of K seeds; per-seed normalisation rank | z | none, then the mean")
     out = []
     for name in sorted(p.name for p in (work / "scores").iterdir()):
         features = name.split(".")[1]
         rows = cache.setdefault(features, build_rows(work, manifest, features))
-        runs = seed_frames(work, rows, name, combination, normalise=True)
-        seeds = sorted(runs)
-        for k in (1, 3, 5):
-            groups = [seeds[i : i + k] for i in range(0, len(seeds) - k + 1, k)][:5]
-            if len(groups) < 2 or (k > 1 and len(seeds) < 2 * k):
-                continue
-            cells = {s: [auc(ensemble([runs[i] for i in g]), truths, s) for g in groups] for s in SIGMAS}
-            print(f"{name:44s} K={k} ({len(groups)} groups) " + " ".join(f"{_cell(cells[s]):>15s}" for s in SIGMAS))
-            out.append({"run": name, "k": k, "groups": len(groups), **{f"sigma{s}": cells[s] for s in SIGMAS}})
+        if len(list((work / "scores" / name).glob("seed*.npz"))) < 15:
+            continue
+        for normalise in ("rank", "z", "none"):
+            runs = seed_frames(work, rows, name, combination, normalise=normalise)
+            seeds = sorted(runs)
+            for k in (1, 3, 5):
+                groups = [seeds[i : i + k] for i in range(0, len(seeds) - k + 1, k)][:5]
+                cells = {s: [auc(ensemble([runs[i] for i in g]), truths, s) for g in groups] for s in SIGMAS}
+                label = f"{name} {normalise} K={k} ({len(groups)})"
+                print(f"{label:55s} " + " ".join(f"{_cell(cells[s]):>15s}" for s in SIGMAS))
+                out.append(
+                    {
+                        "run": name,
+                        "normalise": normalise,
+                        "k": k,
+                        "groups": len(groups),
+                        **{f"sigma{s}": cells[s] for s in SIGMAS},
+                    }
+                )
     return out
 
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from gclvad.cleaning import CleaningConfig, temporal_difference_mask, temporal_differences
+from gclvad.cleaning import CleaningConfig, enrichment, temporal_difference_mask, temporal_differences
 from gclvad.errors import GclvadError
 
 # Video 0: four segments; video 1: three segments. Hand-computed distances below.
@@ -99,3 +99,32 @@ def test_settings_name_a_folder_and_come_back_from_it():
     for config in (CleaningConfig(), CleaningConfig(threshold=85, mode="percentile", normalize="none")):
         assert CleaningConfig.from_name(config.name) == config
     assert CleaningConfig().name == "l2-absolute-0.7"
+
+
+def test_enrichment_counts_anomalous_rows_among_kept_and_removed_labelled_rows():
+    keep = np.array([True, True, True, False, False, True])
+    anomalous = np.array([0, 1, 0, 1, 1, -1])  # the last row's video has no labels
+    assert enrichment(keep, anomalous) == {
+        "labelled_rows": 5,
+        "anomalous_fraction_all": 0.6,
+        "anomalous_fraction_kept": 1 / 3,
+        "anomalous_fraction_removed": 1.0,
+    }
+    assert enrichment(np.ones(2, bool), np.array([0, 1]))["anomalous_fraction_removed"] is None
+
+
+def test_a_window_is_anomalous_when_at_least_half_its_frames_are():
+    from gclvad.features import FeatureSet
+    from gclvad.pipeline import _anomalous_rows
+
+    # video a: 40 frames, windows of 16 every 8 frames (4 rows: the last one a padded tail);
+    # frames 10..19 anomalous. Video b has no labels.
+    features = FeatureSet(
+        features=np.zeros((6, 2), np.float32), videos=["a", "b"], offsets=np.array([0, 4, 6]),
+        frames=np.array([40, 32]), padded_tail=np.array([8, 0]),
+        attrs={"segment_length": 16, "segment_stride": 8},
+    )  # fmt: skip
+    truth = np.zeros(40, bool)
+    truth[10:20] = True
+    # windows [0,16): 6 of 16; [8,24): 10 of 16; [16,32): 4 of 16; [24,40): 0
+    assert _anomalous_rows(features, {"a": truth, "b": None}).tolist() == [0, 1, 0, 0, -1, -1]

@@ -95,7 +95,10 @@ def test_crowd_is_as_dense_at_the_start_as_later():
     for seed in range(80):
         scene = _Scene(np.random.default_rng(seed), size, None)
         coverage.append(
-            [(np.abs(scene.frame(t).astype(float) - scene.background).max(axis=-1) > 20).mean() for t in (0, 40, 80, 120)]
+            [
+                (np.abs(scene.frame(t).astype(float) - scene.background).max(axis=-1) > 20).mean()
+                for t in (0, 40, 80, 120)
+            ]
         )
     start, *later = np.mean(coverage, axis=0)
     assert 0.9 < start / np.mean(later) < 1.1

@@ -8,9 +8,11 @@ import pytest
 from gclvad.errors import GclvadError
 from gclvad.evaluate import segment_to_frame_scores
 from gclvad.postprocess import (
+    PostprocessConfig,
     combine_crops,
     gaussian_kernel,
     gaussian_smooth,
+    normalised,
     rank_normalise,
     reference_ranks,
     window_frame_scores,
@@ -81,3 +83,42 @@ def test_crops_normalised_per_position_before_the_max():
     assert z[1] > z[0]
     with pytest.raises(GclvadError, match="reference scores"):
         combine_crops(scores, None, normalise="rank")
+
+
+def test_normalised_puts_scores_on_the_reference_scale():
+    reference = np.array([0.0, 1.0, 2.0, 3.0])  # mean 1.5, std sqrt(1.25)
+    scores = np.array([1.5, 3.0])
+    assert np.allclose(normalised(scores, reference, "z"), [0.0, 1.5 / np.sqrt(1.25)])
+    assert normalised(scores, reference, "rank").tolist() == [0.5, 0.875]
+    assert normalised(scores, reference, "none").tolist() == [1.5, 3.0]
+    assert normalised(scores, np.ones(3), "z").tolist() == [0.5, 2.0]  # a flat reference: spread 1
+    with pytest.raises(GclvadError, match="normalisation must be one of none, rank, z"):
+        normalised(scores, reference, "minmax")
+
+
+class _FixedMember:
+    """A stand-in ensemble member: the same segment scores whatever it is given."""
+
+    def __init__(self, scores, postprocess):
+        self.scores, self.postprocess, self.dim = np.asarray(scores, np.float64), postprocess, 4
+
+    def segment_scores(self, feature_set):
+        return {"score": self.scores, "d": self.scores}
+
+
+@pytest.mark.parametrize("how", ["z", "rank", "none"])
+def test_an_ensemble_averages_its_members_each_on_its_own_training_scale(how):
+    from gclvad.scorer import EnsembleScorer
+
+    post = PostprocessConfig(ensemble_normalise=how)
+    # member b scores like member a, ten times larger: on their own scales they agree
+    members = [_FixedMember([1.0, 3.0], post), _FixedMember([10.0, 30.0], post)]
+    references = [np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 10.0, 20.0, 30.0])]
+    combined = EnsembleScorer(members, references).segment_scores(None)["score"]
+    expected = {
+        "z": [(1.0 - 1.5) / np.sqrt(1.25), 1.5 / np.sqrt(1.25)],
+        "rank": [0.375, 0.875],
+        "none": [5.5, 16.5],
+    }[how]
+    assert np.allclose(combined, expected)
+    assert PostprocessConfig().ensemble_normalise == "z"

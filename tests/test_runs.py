@@ -172,3 +172,19 @@ def test_the_workflow_reads_settings_without_loading_torch():
     code = "import sys\n" + "".join(f"import {m}\n" for m in sorted(modules)) + "print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_demo_runs_the_default_for_unlabelled_footage_and_the_paper_presets_stay_the_papers():
+    shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo, presets = shipped["datasets"]["demo"], shipped["training"]["presets"]
+    extractor = shipped["extractors"][demo["extractor"]]
+    assert (extractor["network"], extractor["crops"], demo["crops"]) == ("i3d", "three", "each")
+    settings = run_settings(presets[demo["training"]], demo["variant"], shipped["cleaning"])
+    assert settings.ensemble == 3
+    assert settings.gcl == get_preset("small").replace(method="gcl", **{"pretrain_g.data": "td"})
+    assert settings.postprocess == PostprocessConfig(smoothing_sigma=16.0, ensemble_normalise="z")
+    assert settings.cleaning == CleaningConfig(threshold=70.0, mode="percentile", normalize="l2")
+    for name in ("paper", "small"):  # nothing beyond the paper: no smoothing, D_th 0.70
+        paper = run_settings(presets[name], "GCL_PT", shipped["cleaning"])
+        assert paper.postprocess == PostprocessConfig() and paper.postprocess.smoothing_sigma == 0
+        assert paper.cleaning == CleaningConfig(threshold=0.70, mode="absolute") and paper.ensemble == 1

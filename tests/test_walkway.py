@@ -83,7 +83,7 @@ def test_annotations_are_the_frames_where_an_anomaly_is_drawn(walkway):
         pictures = np.stack([picture for picture, _ in with_events])
         visible = [seen for _, seen in with_events]
         written = spans[spans.video == video.name]
-        assert spans_of(visible) == list(zip(written.start_frame, written.end_frame))
+        assert spans_of(visible) == list(zip(written.start_frame, written.end_frame, strict=False))
         changed = np.abs(pictures.astype(int) - without).max(axis=-1) > 0
         differs = changed.any(axis=(1, 2))
         assert not differs[~np.asarray(visible)].any()  # nothing anomalous outside the annotation

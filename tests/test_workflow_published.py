@@ -56,6 +56,7 @@ def test_changing_crops_reruns_training_but_reads_no_video_or_feature_file(finis
     run = {"clean_features", "pretrain_g", "pretrain_d", "gcl_loop", "score_run", "evaluate_run", "plot_run"}
     assert planned_jobs(output) == {(rule, "GCL_PT") for rule in run - {"clean_features"}} | {
         ("clean_features", None),
+        ("td_enrichment", None),
         ("dataset_auc", None),
     }
     snakemake(workdir, TARGET)

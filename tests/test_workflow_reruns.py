@@ -86,6 +86,8 @@ def run_jobs(variant: str, *rules: str) -> set[tuple[str, str]]:
 
 TRAINING = ("pretrain_g", "pretrain_d", "gcl_loop")
 AFTER_TRAINING = ("score_run", "evaluate_run", "plot_run", "plot_histograms")
+# a TD mask, and what it removed (read by evaluate_run)
+CLEANING = {("clean_features", None), ("td_enrichment", None)}
 # AE_AllData, the baseline of the Fig-4 histograms, trains in one stage (autoencoder) that
 # reads G's pre-training settings; its scores feed GCL_PT's histograms.
 AE_RUN = run_jobs("AE_AllData", "autoencoder", "score_run") | {("plot_histograms", "GCL_PT")}
@@ -100,7 +102,7 @@ CASES = {
     "cleaning_threshold": (
         "cleaning.threshold",
         0.5,
-        {("clean_features", None)} | run_jobs("GCL_PT", *TRAINING, *AFTER_TRAINING) | DATASET_AUC,
+        CLEANING | run_jobs("GCL_PT", *TRAINING, *AFTER_TRAINING) | DATASET_AUC,
     ),
     # D's pre-training: from D's pre-training on; G's pre-training and the autoencoder stay.
     "pretrain_d_epochs": (
@@ -147,9 +149,7 @@ def test_a_variant_that_changes_cleaning_gets_its_own_mask(finished, tmp_path):
     workdir = copy_workdir(finished, tmp_path / "workdir")
     variant = "GCL_PT~cleaning.threshold=0.5"
     output = dry_run(workdir, f"results/demo/r3d_18/{variant}/seed0/auc.json")
-    assert planned_jobs(output) == {("clean_features", None)} | run_jobs(
-        variant, *TRAINING, "score_run", "evaluate_run"
-    )
+    assert planned_jobs(output) == CLEANING | run_jobs(variant, *TRAINING, "score_run", "evaluate_run")
     assert "cleaning/l2-absolute-0.5/td_mask.npz" in output
     # the default run's mask and stages are untouched
     assert planned_jobs(dry_run(workdir)) == set()
@@ -165,6 +165,10 @@ def test_post_processing_variants_score_with_the_trained_networks(finished, tmp_
     plain = json.loads((workdir / "results/demo/r3d_18/GCL_PT/seed0/auc.json").read_text())
     assert result["auc_raw"] == plain["auc"] == plain["auc_raw"]  # the same networks, before smoothing
     assert result["postprocess"]["smoothing_sigma"] == 16 and plain["postprocess"]["smoothing_sigma"] == 0
+    # what GCL_PT's TD mask removed, on the training videos' labels (every demo video has them)
+    removed = plain["cleaning_enrichment"]
+    assert removed["kept_fraction"] == plain["cleaning"]["kept_fraction"] and removed["labelled_rows"] > 0
+    assert 0.0 <= removed["anomalous_fraction_kept"] <= 1.0 and removed == result["cleaning_enrichment"]
 
 
 def test_a_seed_ensemble_combines_its_member_runs(finished, tmp_path):
@@ -200,7 +204,8 @@ def test_segment_length_reruns_everything_from_the_segment_index(finished, tmp_p
     # Jobs after the checkpoint (segment_index) that a dry run can see before it runs:
     # extraction jobs are only known from the new index.
     everything_after_extraction = (
-        {("merge_features", None), ("clean_features", None)}
+        {("merge_features", None)}
+        | CLEANING
         | run_jobs("GCL_PT", *TRAINING, *AFTER_TRAINING)
         | AE_RUN
         | DATASET_AUC

@@ -193,3 +193,21 @@ def _check_inputs(features, video, position):
             f"is segment {position[row]} of video {video[row]}; the feature store should have refused them"
         )
     return features, video, position
+
+
+def enrichment(mask: np.ndarray, anomalous: np.ndarray) -> dict:
+    """How the cleaning sorted rows whose label is known (anomalous: (N,) 1, 0, or -1 unknown):
+    the share of anomalous rows among all labelled rows, the kept and the removed ones. A
+    report only: labels never set the threshold."""
+    labelled = anomalous >= 0
+    is_anomalous, kept = anomalous[labelled] == 1, mask[labelled]
+
+    def share(rows: np.ndarray) -> float | None:
+        return float(is_anomalous[rows].mean()) if rows.any() else None
+
+    return {
+        "labelled_rows": int(labelled.sum()),
+        "anomalous_fraction_all": share(np.ones_like(kept)),
+        "anomalous_fraction_kept": share(kept),
+        "anomalous_fraction_removed": share(~kept),
+    }

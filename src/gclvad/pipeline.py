@@ -18,9 +18,10 @@ import pandas as pd
 
 from gclvad.alerts import QUANTILES_KEY, score_quantiles
 from gclvad.atomic import write_atomic, write_json_atomic
-from gclvad.cleaning import CleaningConfig, temporal_difference_mask
+from gclvad.cleaning import CleaningConfig, enrichment, temporal_difference_mask
 from gclvad.datasets import load_dataset
 from gclvad.epoch_scores import EpochScoreRecorder, diagnostic_curve, progress_path, write_epoch_scores
+from gclvad.errors import GclvadError
 from gclvad.evaluate import FALSE_ALARM_THRESHOLD, concatenated_frames, frame_auc, frame_metrics
 from gclvad.features import load_feature_set, merge_video_features, read_provenance, stored_videos
 from gclvad.frame_scores import read_scores, score_feature_set, write_scores
@@ -51,7 +52,7 @@ CHECKPOINT_INTERVAL_S = 10.0
 
 
 def generate_demo_dataset(*, manifest: str | Path, generate: Mapping) -> Path:
-    """Write a synthetic dataset (generate["kind"]: demo or walkway) beside `manifest` (videos.csv + annotations.csv)."""
+    """A synthetic dataset (generate["kind"]: demo or walkway) beside `manifest` (videos.csv, annotations.csv)."""
     from gclvad.datasets import generate_synthetic
 
     written = generate_synthetic(Path(manifest).parent, **generate)
@@ -280,6 +281,48 @@ def _videos(features_path, index_path, train_on) -> tuple[list[str], list[str]]:
     return [v for v in train_ids if v in stored], [v for v in scored if v in stored]
 
 
+def cleaning_enrichment(
+    *,
+    features_path: str | Path,
+    index_path: str | Path,
+    train_on: Sequence[str],
+    crops: str,
+    spec: Mapping,
+    mask_path: str | Path,
+    out_path: str | Path,
+) -> dict:
+    """What a TD mask did to the training rows whose frame labels the dataset knows: the
+    anomalous share among all, kept and removed rows (a row is anomalous when at least half
+    its frames are). A job of its own, read by evaluation only: labels report on the
+    cleaning, they never set its threshold, and editing them re-runs no training."""
+    training = _training_features(features_path, index_path, train_on, crops)
+    with np.load(mask_path) as stored:
+        mask = stored["keep"]
+    rows = np.repeat(_anomalous_rows(training, _truths(spec, index_path, training.videos)), training.crops)
+    if rows.shape != mask.shape:
+        raise GclvadError(f"{mask_path}: a mask of {mask.size} rows for {rows.size} training rows; clean again")
+    report = {"kept_fraction": float(mask.mean()), **enrichment(mask, rows)}
+    write_json_atomic(out_path, report)
+    return report
+
+
+def _anomalous_rows(feature_set, truths: Mapping) -> np.ndarray:
+    """(N,) per segment row: 1 when at least half its frames are anomalous, 0 when fewer, -1
+    when its video's frame labels are unknown."""
+    length = int(feature_set.attrs["segment_length"])
+    stride = int(feature_set.attrs.get("segment_stride", length))
+    out = np.full(len(feature_set.features), -1, dtype=np.int8)
+    for i, video in enumerate(feature_set.videos):
+        truth = truths.get(video)
+        if truth is None:
+            continue
+        for row in range(feature_set.offsets[i], feature_set.offsets[i + 1]):
+            start = (row - feature_set.offsets[i]) * stride
+            window = truth[start : start + length]  # a padded tail's window holds fewer frames
+            out[row] = int(window.size > 0 and window.mean() >= 0.5)
+    return out
+
+
 def _training_features(features_path, index_path, train_on, crops):
     """The FeatureSet of the dataset's training videos, crops used as `crops` says."""
     train_ids, _ = _videos(features_path, index_path, train_on)
@@ -377,10 +420,11 @@ def evaluate_run(
     out_auc: str | Path,
     out_curve: str | Path,
     segment_stride: int | None = None,
+    enrichment_path: str | Path | None = None,
 ) -> dict:
     """The field's frame-level metrics of the run's final model (its delivered, post-processed
     scores; `auc_raw` before post-processing, the paper's protocol; D's and G's AUC), plus
-    the per-epoch diagnostic curve."""
+    the per-epoch diagnostic curve, and what its TD cleaning removed (`enrichment_path`)."""
     from gclvad.gcl.store import read_models_metadata
 
     scores = read_scores(scores_path)
@@ -412,6 +456,8 @@ def evaluate_run(
         f"{Path(out_curve).name} is a diagnostic and selects nothing"
     )
     result["epochs_logged"] = len(metadata.get("log", []))
+    if enrichment_path is not None:
+        result["cleaning_enrichment"] = _read_json(enrichment_path)
     result.update(_read_json(postprocess_path))
     result["postprocess_note"] = (
         "auc and the metrics beside it are of the scores the run delivers (after post-processing); "

@@ -9,9 +9,10 @@ segment, the crops' scores combined as the run's post-processing says), and "d" 
   with that position's scores on the run's own training segments, recorded when it was
   trained (gclvad.postprocess.REFERENCE_KEY).
 * `EnsembleScorer`: K runs of different seeds (the `~ensemble=K` variants). Each member's
-  score is ranked against the member's own training-segment scores, then the ranks are
-  averaged: members then speak one scale, and a new video's score keeps its meaning (ranks
-  within the scored set alone would change with every set). Its file
+  score is normalised against the member's own training-segment scores (postprocess
+  `ensemble_normalise`: z, the default, against their mean and std; rank; or none), then
+  averaged: members then speak one scale, and a new video's score keeps its meaning (a
+  normalisation within the scored set alone would change with every set). Its file
   (`gclvad-gcl-ensemble/1`) holds every member's networks and reference, so the ensemble
   scores new footage on its own.
 """
@@ -35,7 +36,7 @@ from gclvad.gcl.store import (
     save_torch_atomic,
     score,
 )
-from gclvad.postprocess import REFERENCE_KEY, PostprocessConfig, combine_crops, reference_ranks, reference_table
+from gclvad.postprocess import REFERENCE_KEY, PostprocessConfig, combine_crops, normalised, reference_table
 
 ENSEMBLE_LEVELS = 1001  # quantiles of a member's training scores its ranks are taken against
 
@@ -77,9 +78,10 @@ class EnsembleScorer:
 
     def segment_scores(self, feature_set: FeatureSet) -> dict[str, np.ndarray]:
         scored = [member.segment_scores(feature_set) for member in self.members]
-        ranks = [reference_ranks(s["score"], ref) for s, ref in zip(scored, self.references, strict=True)]
+        how = self.members[0].postprocess.ensemble_normalise
+        scales = [normalised(s["score"], ref, how) for s, ref in zip(scored, self.references, strict=True)]
         out = {name: np.mean([s[name] for s in scored], axis=0) for name in ("d", "g") if name in scored[0]}
-        out["score"] = np.mean(ranks, axis=0)
+        out["score"] = np.mean(scales, axis=0)
         return out
 
 

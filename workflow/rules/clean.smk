@@ -22,3 +22,24 @@ rule clean_features:
         crops=get_crops,
     script:
         "../scripts/clean_features.py"
+
+
+rule td_enrichment:
+    input:
+        features=rules.merge_features.output[0],
+        index=rules.segment_index.output.index,
+        mask=rules.clean_features.output.mask,
+    output:
+        f"{CLEANING}/td_enrichment.json",
+    log:
+        "logs/{dataset}/{extractor}/cleaning/{cleaning}_enrichment.log",
+    benchmark:
+        "benchmarks/rules/{dataset}/{extractor}/cleaning/{cleaning}_enrichment.tsv"
+    conda:
+        "../../envs/gclvad.yaml"
+    params:
+        train_on=get_train_on,
+        crops=get_crops,
+        spec=get_reader_spec,
+    script:
+        "../scripts/td_enrichment.py"

@@ -508,6 +508,16 @@ def get_cleaning_params(wildcards):
     return CleaningConfig.from_name(wildcards.cleaning).to_dict()
 
 
+def get_td_enrichment(wildcards):
+    """{"td_enrichment": what the run's TD cleaning removed}, or nothing for a run without
+    cleaning (an input of evaluate_run: labels report on the cleaning there)."""
+    settings = settings_of(wildcards)
+    if settings.cleaning is None:
+        return {}
+    cleaned = {"cleaning": settings.cleaning.name, **wildcards}
+    return {"td_enrichment": filled(rules.td_enrichment.output[0], **cleaned)}
+
+
 def get_training_inputs(stage):
     """Features and index, the TD mask for G's training on cleaned rows, the previous
     stage's networks for D's pre-training and the loop."""

@@ -28,6 +28,7 @@ rule score_run:
 
 rule evaluate_run:
     input:
+        unpack(get_td_enrichment),
         scores=rules.score_run.output.scores,
         postprocess=rules.score_run.output.postprocess,
         index=rules.segment_index.output.index,

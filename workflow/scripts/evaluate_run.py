@@ -13,4 +13,5 @@ with job_log(snakemake.log[0]):
         segment_stride=snakemake.params.segment_stride,
         out_auc=snakemake.output.auc,
         out_curve=snakemake.output.curve,
+        enrichment_path=snakemake.input.get("td_enrichment"),
     )

@@ -43,9 +43,9 @@ SYNTHETIC_KINDS = tuple(_GENERATORS)
 
 __all__ = [
     "READERS",
+    "SYNTHETIC_KINDS",
     "FrameMask",
     "Intervals",
-    "SYNTHETIC_KINDS",
     "Video",
     "generate_synthetic",
     "load_dataset",

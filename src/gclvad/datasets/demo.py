@@ -18,9 +18,9 @@ encoder (`encode_mpeg4`) and `write_dataset_files` are shared with `gclvad.datas
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -114,21 +114,19 @@ def draw_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarr
     return np.clip(scene, 0, 255)
 
 
-def paint(
-    canvas: np.ndarray, top: float, left: float, height: float, width: float, colour, shape=None
-) -> None:
+def paint(canvas: np.ndarray, top: float, left: float, height: float, width: float, colour, shape=None) -> None:
     """Fill a rectangle (or a boolean `shape` stretched to it), clipped to the canvas."""
-    t, l = int(round(top)), int(round(left))
-    h, w = max(1, int(round(height))), max(1, int(round(width)))
-    t0, l0 = max(t, 0), max(l, 0)
-    t1, l1 = min(t + h, canvas.shape[0]), min(l + w, canvas.shape[1])
+    top_row, left_col = round(top), round(left)
+    h, w = max(1, round(height)), max(1, round(width))
+    t0, l0 = max(top_row, 0), max(left_col, 0)
+    t1, l1 = min(top_row + h, canvas.shape[0]), min(left_col + w, canvas.shape[1])
     if t0 >= t1 or l0 >= l1:
         return
     if shape is None:
         canvas[t0:t1, l0:l1] = colour
         return
-    rows = (np.arange(t0, t1) - t) * shape.shape[0] // h
-    cols = (np.arange(l0, l1) - l) * shape.shape[1] // w
+    rows = (np.arange(t0, t1) - top_row) * shape.shape[0] // h
+    cols = (np.arange(l0, l1) - left_col) * shape.shape[1] // w
     mask = shape[np.ix_(rows, cols)]
     canvas[t0:t1, l0:l1][mask] = colour
 
@@ -165,9 +163,7 @@ class Figure:
         paint(canvas, self.foot - h, left + 0.15 * w, 0.17 * h, 0.7 * w, self.skin, DISK)
 
 
-def _random_figure(
-    rng: np.random.Generator, size: tuple[int, int], speed: float, nearest: float = 0.25
-) -> Figure:
+def _random_figure(rng: np.random.Generator, size: tuple[int, int], speed: float, nearest: float = 0.25) -> Figure:
     """A walker with feet in the front `1 - nearest` of the walkway's depth."""
     height, width = size
     top, bottom = _walkway(size)
@@ -198,18 +194,14 @@ def wrap_position(x: float, width: int, margin: float) -> float:
     return (x + margin) % (width + 2 * margin) - margin
 
 
-def _draw_vehicle(
-    canvas: np.ndarray, x: float, size: tuple[int, int], colour: np.ndarray, direction: int
-) -> None:
+def _draw_vehicle(canvas: np.ndarray, x: float, size: tuple[int, int], colour: np.ndarray, direction: int) -> None:
     """A red van-like box (body, cabin facing `direction`, window, wheels) centred at column x."""
     height, width = size
-    top, bottom = _walkway(size)
+    _top, bottom = _walkway(size)
     body_h, body_w = 0.32 * height, 0.45 * width
     base = bottom - 0.04 * height
     left = x - body_w / 2
-    paint(
-        canvas, base - 0.03 * height, left - 0.03 * body_w, 0.06 * height, 1.06 * body_w, np.float32(40), None
-    )
+    paint(canvas, base - 0.03 * height, left - 0.03 * body_w, 0.06 * height, 1.06 * body_w, np.float32(40), None)
     paint(canvas, base - body_h, left, body_h * 0.8, body_w, colour)
     cabin_left = left + (0.45 if direction > 0 else 0.05) * body_w
     paint(canvas, base - body_h * 1.45, cabin_left, body_h * 0.7, 0.5 * body_w, colour)
@@ -233,14 +225,13 @@ class _Scene:
 
     def __init__(self, rng: np.random.Generator, size: tuple[int, int], event: Event | None):
         self.size, self.event = size, event
-        height, width = size
+        _height, width = size
         scale = width / 320
         self.direction = 1 if rng.random() < 0.5 else -1
         self.background = draw_background(rng, size)
         count = int(rng.integers(_FIGURES_PER_VIDEO[0], _FIGURES_PER_VIDEO[1] + 1))
         self.walkers = [
-            _random_figure(rng, size, self.direction * scale * rng.uniform(*_WALKING_SPEED))
-            for _ in range(count)
+            _random_figure(rng, size, self.direction * scale * rng.uniform(*_WALKING_SPEED)) for _ in range(count)
         ]
         self.vehicle_colour = np.array([205, 25, 30], np.float32) + rng.uniform(-20, 20, 3)
         self.intruder = None
@@ -373,7 +364,7 @@ def generate_demo(
     plans = _plan_split(plan_rng, TRAIN, n_train, frames) + _plan_split(plan_rng, TEST, n_test, frames)
     anomalous_frames = sum(p.event.end - p.event.start for p in plans if p.event)
     assert anomalous_frames <= MAX_ANOMALOUS_FRACTION * frames * len(plans), "event planning broke its bound"
-    for plan, rng in zip(plans, video_rngs):
+    for plan, rng in zip(plans, video_rngs, strict=False):
         write_demo_video(out_dir / f"{plan.name}.mp4", rng, frames, size, fps, plan.event)
     return write_dataset_files(
         out_dir,

@@ -345,7 +345,7 @@ def spans_of(visible: list[bool]) -> list[tuple[int, int]]:
     """Runs of True as half-open [start, end) frame intervals."""
     flags = np.concatenate([[False], np.asarray(visible, bool), [False]])
     edges = np.flatnonzero(np.diff(flags.astype(np.int8)))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=False)]
 
 
 # ---------------------------------------------------------------- dataset
