@@ -183,7 +183,7 @@ def test_the_demo_runs_the_default_for_unlabelled_footage_and_the_paper_presets_
     assert settings.ensemble == 3
     assert settings.gcl == get_preset("small").replace(method="gcl", **{"pretrain_g.data": "td"})
     assert settings.postprocess == PostprocessConfig(smoothing_sigma=16.0, ensemble_normalise="z")
-    assert settings.cleaning == CleaningConfig(threshold=70.0, mode="percentile", normalize="l2")
+    assert settings.cleaning == CleaningConfig(threshold=90.0, mode="percentile", normalize="l2")
     for name in ("paper", "small"):  # nothing beyond the paper: no smoothing, D_th 0.70
         paper = run_settings(presets[name], "GCL_PT", shipped["cleaning"])
         assert paper.postprocess == PostprocessConfig() and paper.postprocess.smoothing_sigma == 0
