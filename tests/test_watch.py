@@ -273,6 +273,33 @@ def r3d_run(tmp_path_factory) -> Path:
     return train_run(base, extractor, videos, variant="GCL_B")
 
 
+@pytest.fixture(scope="module")
+def r3d_three_run(tmp_path_factory) -> Path:
+    """An autoencoder run on r3d_18 features of three crops a segment, each crop its own track."""
+    base = tmp_path_factory.mktemp("r3d_three")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        extractor = build_extractor("r3d_18", "random", device="cpu", crops="three")
+    videos = {
+        f"train{i}": (write_ts(base / f"train{i}.ts", textured_frames(32, SIZE, seed=i)), "train") for i in range(2)
+    }
+    videos["test0"] = (write_ts(base / "test0.ts", textured_frames(32, SIZE, seed=9)), "test")
+    return train_run(base, extractor, videos, variant="AE_AllData", crops="each")
+
+
+def test_a_run_of_three_crops_watches_with_the_scores_gclvad_score_gives(r3d_three_run, tmp_path):
+    live = write_ts(tmp_path / "live.ts", textured_frames(64, SIZE, seed=5, planted=range(32, 48)))
+    watch(r3d_three_run, str(live), tmp_path / "out", WatchSettings(threshold=0.0))
+    table = pd.read_csv(tmp_path / "out" / "scores.csv")
+    score_videos(r3d_three_run, [live], tmp_path / "offline", device="cpu")
+    features, _ = read_video_features(tmp_path / "offline" / "features" / "live.h5")
+    assert features.shape[:2] == (4, 3)  # three crops of each of the 4 segments
+    offline = pd.read_csv(tmp_path / "offline" / "live.csv").groupby(np.arange(64) // SEGMENT).first()
+    # the same frames and crops; batches of other sizes sum in another order (see the test below)
+    np.testing.assert_allclose(table["score"], offline["score"], rtol=1e-4)
+    assert table["score"].idxmax() == 2  # the planted segment, seen through its three crops
+
+
 @pytest.mark.slow
 def test_stream_scores_equal_offline_scores_and_survive_a_killed_sender(r3d_run, tmp_path):
     """The console script watches a UDP stream: its segment scores equal `gclvad score`'s of the

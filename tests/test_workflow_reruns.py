@@ -204,11 +204,7 @@ def test_segment_length_reruns_everything_from_the_segment_index(finished, tmp_p
     # Jobs after the checkpoint (segment_index) that a dry run can see before it runs:
     # extraction jobs are only known from the new index.
     everything_after_extraction = (
-        {("merge_features", None)}
-        | CLEANING
-        | run_jobs("GCL_PT", *TRAINING, *AFTER_TRAINING)
-        | AE_RUN
-        | DATASET_AUC
+        {("merge_features", None)} | CLEANING | run_jobs("GCL_PT", *TRAINING, *AFTER_TRAINING) | AE_RUN | DATASET_AUC
     )
     assert planned_jobs(dry_run(workdir)) == {("segment_index", None)} | everything_after_extraction
     # Once the new index exists, every video is extracted again, in one shard job (the local

@@ -46,12 +46,18 @@ def tiny_extractor() -> TorchExtractor:
 
 
 def train_run(
-    folder: Path, extractor, videos: dict[str, tuple[Path, str]], variant: str = "GCL_B", weights: str | None = None
+    folder: Path,
+    extractor,
+    videos: dict[str, tuple[Path, str]],
+    variant: str = "GCL_B",
+    weights: str | None = None,
+    crops: str = "mean",
 ) -> Path:
     """Extract `videos` (id -> (path, split)) with `extractor`, train `variant`'s final stage
     with the package's pipeline functions (as the workflow's rules do), and return the run
     folder, laid out as the workflow lays it out (results/demo/<extractor>/<variant>/seed0).
-    weights: what the run records as its extractor weights (default "random", or "file")."""
+    weights: what the run records as its extractor weights (default "random", or "file").
+    crops: how the run uses features of several crops a segment (the extractor's crop mode)."""
     dataset = folder / "results" / "demo"
     manifest = dataset / "videos" / "videos.csv"
     manifest.parent.mkdir(parents=True)
@@ -85,6 +91,7 @@ def train_run(
         checkpoint_path=run / f"{stage}.ckpt",
         epoch_scores_path=run / "epoch_scores.npz",
         log_path=run / "training_log.tsv",
+        crops=crops,
         metadata={
             "extractor": {
                 "name": extractor.name,
@@ -92,7 +99,9 @@ def train_run(
                 "precision": "fp32",
                 "batch_size": 4,
                 "dtype": "float16",
+                "crops": extractor.preprocessing.crops,
             },
+            "crops": crops,
             "segment_length": SEGMENT,
             "variant": variant,
         },

@@ -2,7 +2,9 @@
 
 It reads the source (`gclvad.stream`, which reconnects when it drops), resizes every frame as
 the run's extractor wants (`Preprocessing.resized_shape` of that frame's own size, so a
-stream that changes resolution keeps working) and centre-crops it, gathers segments of the
+stream that changes resolution keeps working) and centre-crops it (an extractor of several
+crops a segment gets the whole resized frame, and cuts its crops as `gclvad score` does;
+a segment's frames then all take the size its first frame was resized to), gathers segments of the
 run's segment length and hands complete segments to the scorer through a queue. A live
 source never waits for the scorer: when `max_queued` segments are already waiting at a
 segment boundary, the next segment's frames are dropped whole (never part of a segment) and
@@ -26,7 +28,8 @@ from gclvad.video import rgb_frame
 
 @dataclass
 class LiveSegment:
-    """segment_length resized, centre-cropped uint8 frames (L, h, w, 3) and where they come from."""
+    """segment_length resized, centre-cropped uint8 frames (L, h, w, 3) (whole resized frames for
+    an extractor of several crops) and where they come from."""
 
     frames: np.ndarray
     index: int
@@ -70,6 +73,8 @@ class SegmentAssembler:
         self.segment_length = segment_length
         crop = preprocessing.crop
         self.crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
+        self.whole_frames = preprocessing.crops != "centre"  # the extractor cuts several crops itself
+        self._shape = self.crop  # (h, w) of the frames kept for the segment being gathered
         self._reformatter = VideoReformatter()
         self.filled = 0  # frames of the segment being gathered
         self._first: Arrival | None = None  # its first frame's arrival (the picture is not kept)
@@ -79,7 +84,9 @@ class SegmentAssembler:
     def add(self, arrival: Arrival) -> bool:
         """Take one frame; whether it completes a segment (then call `take`)."""
         if self.filled == 0:
-            self._frames = None if self.dropping else np.empty((self.segment_length, *self.crop, 3), np.uint8)
+            if self.whole_frames:
+                self._shape = self.preprocessing.resized_shape(arrival.frame.height, arrival.frame.width)
+            self._frames = None if self.dropping else np.empty((self.segment_length, *self._shape, 3), np.uint8)
             self._first = dataclasses.replace(arrival, frame=None)
         if not self.dropping:
             self._frames[self.filled] = self._cropped(arrival.frame)
@@ -88,6 +95,8 @@ class SegmentAssembler:
         return self.filled == self.segment_length
 
     def _cropped(self, frame) -> np.ndarray:
+        if self.whole_frames:
+            return rgb_frame(self._reformatter, frame, self._shape, self.preprocessing)
         # Resized as `gclvad score` resizes, but to the size this frame's own size gives.
         height, width = self.preprocessing.resized_shape(frame.height, frame.width)
         pixels = rgb_frame(self._reformatter, frame, (height, width), self.preprocessing)

@@ -107,12 +107,6 @@ class Watcher:
 
         self.settings = settings
         self.record = read_run(run)
-        if self.record.extractor.get("crops", "centre") != "centre":
-            raise GclvadError(
-                f"{self.record.models_path}: the run's extractor sees {self.record.extractor['crops']} crops of every "
-                "segment; gclvad watch cuts the centre crop of each frame as it arrives, so it watches with runs "
-                "trained on centre crops only (score recorded footage of this run with gclvad score)"
-            )
         metadata = read_models_metadata(self.record.models_path)
         self.threshold = run_threshold(self.record.models_path, metadata, settings.quantile, settings.threshold)
         self.out_dir = Path(out_dir)
@@ -211,11 +205,16 @@ class Watcher:
     def _score(self, batch: list[LiveSegment]) -> None:
         import torch
 
-        from gclvad.features import single_video
+        from gclvad.features import single_video, use_crops
 
         clips = torch.stack([self.extractor.preprocessing.normalize(segment.frames) for segment in batch])
+        # (B, 3, T, h, w), or (B, C, 3, T, h, w) for C crops a segment: one extractor call for all
+        # clips; the features (B, C, d) of C crops are then used as the run used them.
+        features = self.extractor.extract(clips.reshape(-1, *clips.shape[-4:])).numpy()
         # Rounded to the stored dtype, as the run's own features and `gclvad score`'s were.
-        features = self.extractor.extract(clips).numpy().astype(self.stored_dtype).astype(np.float32)
+        features = features.astype(self.stored_dtype).astype(np.float32)
+        if clips.ndim == 6:
+            features = use_crops(features.reshape(len(batch), -1, features.shape[-1]), self.record.crops)
         values = self.scorer.segment_scores(single_video(features))
         now = time.time()
         for row, segment in enumerate(batch):
