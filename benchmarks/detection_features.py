@@ -1,5 +1,8 @@
 """Prototype of crops and overlapping windows for extraction (issue 10 items 2 and 4), for
 benchmarks/detection.py: I3D features of every video of a dataset, per crop and per window.
+The product's extraction has both now (extractor `crops:`, `segment_stride`); this one stays
+because its cached files hold every window and crop of a video at once, and its crop boxes
+are checked against the product's as it runs.
 
 Crop modes, all at I3D's native 224x224:
     centre  the product's (and the paper's) crop: shorter side resized to 224, centre crop;
@@ -80,6 +83,9 @@ def extract_modes(extractor, source: Path, mode: CropMode, batch_size: int = 8) 
     resize = Preprocessing(size=mode.short_side, crop=NATIVE)
     frames = np.stack(list(iter_frames(source, resize)))
     crops = mode.crops(*frames.shape[1:3])
+    # The product's crops (Preprocessing.crop_boxes, written after this prototype) are these.
+    product = I3D_PREPROCESSING.with_crops(mode.name).crop_boxes(*frames.shape[1:3])
+    assert [(c.top, c.left, c.flip) for c in crops] == product, (crops, product)
     starts = list(range(0, len(frames) - SEGMENT + 1, mode.stride))
     jobs = [(s, c) for s in starts for c in crops]
     rows = []

@@ -41,6 +41,7 @@ from gclvad.errors import GclvadError
 from gclvad.extractors import RandomWeightsWarning, build_extractor
 from gclvad.features import load_feature_set, read_video_features
 from gclvad.gcl.store import load_models, read_models_metadata, save_models, score
+from gclvad.scorer import load_scorer
 from gclvad.scoring import score_videos
 from gclvad.stream import SourceSettings, _Clock
 from gclvad.watch import WatchSettings, watch
@@ -289,8 +290,13 @@ def r3d_three_run(tmp_path_factory) -> Path:
 
 def test_a_run_of_three_crops_watches_with_the_scores_gclvad_score_gives(r3d_three_run, tmp_path):
     live = write_ts(tmp_path / "live.ts", textured_frames(64, SIZE, seed=5, planted=range(32, 48)))
-    watch(r3d_three_run, str(live), tmp_path / "out", WatchSettings(threshold=0.0))
+    summary = watch(r3d_three_run, str(live), tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "scores.csv")
+    # the default alert threshold: the 0.99 quantile of what the run delivers for its training
+    # segments (the mean of each segment's three crop scores), not of the crops one by one
+    training = load_feature_set(r3d_three_run.parents[2] / "features" / "r3d_18.h5", ["train0", "train1"], "each")
+    delivered = load_scorer(r3d_three_run / "models.pt").segment_scores(training)["score"]
+    assert summary["threshold"]["value"] == pytest.approx(np.quantile(delivered, 0.99))
     score_videos(r3d_three_run, [live], tmp_path / "offline", device="cpu")
     features, _ = read_video_features(tmp_path / "offline" / "features" / "live.h5")
     assert features.shape[:2] == (4, 3)  # three crops of each of the 4 segments

@@ -12,9 +12,15 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from gclvad.alerts import QUANTILES_KEY
+from gclvad.features import load_feature_set
+from gclvad.gcl.store import read_models_metadata
+from gclvad.scorer import load_scorer
+from gclvad.segment_index import read_segment_index, split_videos
 from workflow import make_workdir, planned_rules, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
@@ -35,6 +41,10 @@ def finished_demo(tmp_path_factory) -> Path:
         snakemake(workdir, TARGET)
         _FINISHED["workdir"] = workdir
     return _FINISHED["workdir"]
+
+
+def training_ids(workdir: Path) -> list[str]:
+    return split_videos(read_segment_index(workdir / "results/demo/segments.tsv"), ["train"])[0]
 
 
 def copy_workdir(source: Path, destination: Path) -> Path:
@@ -183,6 +193,16 @@ def test_a_seed_ensemble_combines_its_member_runs(finished, tmp_path):
     result = json.loads((workdir / target).read_text())
     assert [member["seed"] for member in result["members"]] == [0, 1]
     assert 0.0 <= result["auc"] <= 1.0
+    # the alert threshold's distribution: the ensemble's own scores of the training segments
+    run = workdir / Path(target).parent
+    training = load_feature_set(workdir / "results/demo/features/r3d_18.h5", training_ids(workdir))
+    delivered = load_scorer(run / "models.pt").segment_scores(training)["score"]
+    recorded = read_models_metadata(run / "models.pt")[QUANTILES_KEY]
+    assert recorded["quantiles"]["0.99"] == pytest.approx(np.quantile(delivered, 0.99))
+    from_scoring = json.loads((run / "postprocess.json").read_text())[QUANTILES_KEY]
+    assert from_scoring["quantiles"] == pytest.approx(recorded["quantiles"]) and recorded["score"].startswith(
+        "ensemble"
+    )
 
 
 def test_edits_no_rule_reads_rerun_nothing(finished, tmp_path):

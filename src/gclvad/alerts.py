@@ -62,12 +62,10 @@ def score_quantiles(scores: np.ndarray, score_name: str) -> dict:
     }
 
 
-def training_score_quantiles(models, features: np.ndarray) -> dict:
-    """`score_quantiles` of the models' scores of (N, d) training features (what
-    `gclvad.pipeline.train_stage` stores with the final model)."""
-    from gclvad.gcl.store import score  # torch: only where networks run
-
-    return score_quantiles(score(models, features)["score"], models.config.scoring.model)
+def delivered_score_quantiles(scorer, feature_set) -> dict:
+    """`score_quantiles` of what a scorer (gclvad.scorer: a run, crops combined, or an
+    ensemble) delivers for the segments of `feature_set` (a run's training segments)."""
+    return score_quantiles(scorer.segment_scores(feature_set)["score"], scorer.score_name)
 
 
 @dataclass(frozen=True)
@@ -117,11 +115,19 @@ def read_calibration(models_path: Path) -> dict | None:
 
 
 def run_threshold(
-    models_path: Path, metadata: Mapping, quantile: float = DEFAULT_QUANTILE, value: float | None = None
+    models_path: Path,
+    metadata: Mapping,
+    quantile: float = DEFAULT_QUANTILE,
+    value: float | None = None,
+    scoring: Mapping | None = None,
 ) -> Threshold:
-    """The alert threshold of a run: `value` when given, else `quantile` of its recorded training scores."""
+    """The alert threshold of a run: `value` when given, else `quantile` of its recorded training
+    scores: those the workflow's score_run recorded of the scores the run delivers (`scoring`,
+    its postprocess.json: crops combined, ensembles, as scored), else its models file's."""
     if value is not None:
         return Threshold(value=float(value), origin="given with --threshold")
+    if scoring and QUANTILES_KEY in scoring:
+        return quantile_threshold(scoring[QUANTILES_KEY], quantile, f"recorded in {Path(models_path).parent}")
     if QUANTILES_KEY in metadata:
         return quantile_threshold(metadata[QUANTILES_KEY], quantile, f"recorded in {models_path}")
     calibration = read_calibration(models_path)
@@ -152,7 +158,7 @@ def calibrate_run(
     """
     from gclvad.device import resolve_device
     from gclvad.features import load_feature_set
-    from gclvad.gcl.store import load_models
+    from gclvad.scorer import load_scorer
     from gclvad.scoring import read_run
     from gclvad.segment_index import read_segment_index, split_videos
 
@@ -169,8 +175,8 @@ def calibrate_run(
     train_ids, _ = split_videos(read_segment_index(index_path), list(train_on))
     if not train_ids:
         raise GclvadError(f"{index_path}: no usable video of split(s) {', '.join(train_on)}; pass --train-on")
-    models = load_models(record.models_path, device=str(resolve_device(device)))
-    quantiles = training_score_quantiles(models, load_feature_set(features_path, train_ids).features)
+    scorer = load_scorer(record.models_path, record.postprocess, device=str(resolve_device(device)))
+    quantiles = delivered_score_quantiles(scorer, load_feature_set(features_path, train_ids, record.crops))
     quantiles.update(models_sha256=sha256_file(record.models_path), features=str(features_path))
     out = record.folder / CALIBRATION_FILE
     write_json_atomic(out, quantiles)

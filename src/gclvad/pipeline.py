@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gclvad.alerts import QUANTILES_KEY, score_quantiles
+from gclvad.alerts import QUANTILES_KEY, delivered_score_quantiles, score_quantiles
 from gclvad.atomic import write_atomic, write_json_atomic
 from gclvad.cleaning import CleaningConfig, enrichment, temporal_difference_mask
 from gclvad.datasets import load_dataset
@@ -255,10 +255,11 @@ def _training_score_records(models, features, crops: int) -> dict:
     rank normalisation (crops, ensembles) compares new scores with."""
     from gclvad.gcl.store import score
 
-    scores = score(models, features)["score"]
+    scores = score(models, features)["score"].reshape(-1, crops)
     return {
-        QUANTILES_KEY: score_quantiles(scores, models.config.scoring.model),
-        REFERENCE_KEY: score_reference(scores.reshape(-1, crops)),
+        # of the segments' scores, crops combined as by default (their mean)
+        QUANTILES_KEY: score_quantiles(scores.mean(axis=1), models.config.scoring.model),
+        REFERENCE_KEY: score_reference(scores),
     }
 
 
@@ -364,8 +365,17 @@ def score_run(
     scores = score_feature_set(scorer, feature_set, segment_length, settings.smoothing_sigma)
     write_scores(out_path, scores)
     models = os.path.relpath(models_path, Path(postprocess_path).parent)  # found from the run's folder, wherever it is
-    write_json_atomic(postprocess_path, {"postprocess": settings.to_dict(), "crops": crops, "models": models})
+    # what the run delivers for its own training segments (crops combined, ensembles as they
+    # score): the distribution `gclvad watch` takes its default alert threshold from
+    training, _ = _videos(features_path, index_path, train_on)
+    quantiles = delivered_score_quantiles(scorer, load_feature_set(features_path, training, crops))
+    record = {"postprocess": settings.to_dict(), "crops": crops, "models": models, QUANTILES_KEY: quantiles}
+    write_json_atomic(postprocess_path, record)
     log.info("scored %d videos", len(scores))
+
+
+# A member run's records that are its own, not its ensemble's.
+_MEMBER_OWN = ("log", "seed", "config_sha256", QUANTILES_KEY, REFERENCE_KEY)
 
 
 def ensemble_run(
@@ -389,7 +399,8 @@ def ensemble_run(
     training = _training_features(features_path, index_path, train_on, crops)
     members = [read_models_metadata(Path(path)) for path in member_models]
     stored = {
-        **{key: value for key, value in members[0].items() if key not in ("log", "seed", "config_sha256")},
+        # what all members share (the extractor, the settings); not what each has of its own
+        **{key: value for key, value in members[0].items() if key not in _MEMBER_OWN},
         **(metadata or {}),
         "members": [{"seed": m.get("seed"), "config_sha256": m.get("config_sha256")} for m in members],
         "log": [{**row, "member": i} for i, m in enumerate(members) for row in m.get("log", [])],

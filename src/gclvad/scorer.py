@@ -51,6 +51,11 @@ class RunScorer:
     def dim(self) -> int:
         return self.models.dim
 
+    @property
+    def score_name(self) -> str:
+        """What "score" is: the network that scores (d or g)."""
+        return self.models.config.scoring.model
+
     def segment_scores(self, feature_set: FeatureSet) -> dict[str, np.ndarray]:
         features = feature_set.features
         crops = feature_set.crops
@@ -75,6 +80,11 @@ class EnsembleScorer:
     @property
     def dim(self) -> int:
         return self.members[0].dim
+
+    @property
+    def score_name(self) -> str:
+        first = self.members[0]
+        return f"ensemble of {len(self.members)} ({first.score_name}, {first.postprocess.ensemble_normalise})"
 
     def segment_scores(self, feature_set: FeatureSet) -> dict[str, np.ndarray]:
         scored = [member.segment_scores(feature_set) for member in self.members]
@@ -119,18 +129,23 @@ def write_ensemble(
 ) -> None:
     """An ensemble's file: every member's networks and references, the combined-score
     reference computed here on the training segments with `postprocess`'s crop combination."""
-    members, references = [], []
+    from gclvad.alerts import QUANTILES_KEY, delivered_score_quantiles
+
+    members, references, scorers = [], [], []
     for path in member_paths:
         stored = read_models_file(Path(path))  # one run's file: an ensemble is not a member
         members.append({key: stored[key] for key in ("config", "dim", "generator", "discriminator")})
         members[-1][REFERENCE_KEY] = stored["metadata"].get(REFERENCE_KEY)
-        training_scores = run_scorer(path, postprocess).segment_scores(training)["score"]
-        references.append(np.quantile(training_scores, np.linspace(0, 1, ENSEMBLE_LEVELS)).tolist())
+        scorers.append(run_scorer(path, postprocess))
+        training_scores = scorers[-1].segment_scores(training)["score"]
+        references.append(np.quantile(training_scores, np.linspace(0, 1, ENSEMBLE_LEVELS)))
+    # the ensemble's own scores of the training segments: what `gclvad watch` alerts against
+    quantiles = delivered_score_quantiles(EnsembleScorer(scorers, references), training)
     value = {
         "format": ENSEMBLE_FORMAT,
         "members": members,
-        "references": references,
+        "references": [reference.tolist() for reference in references],
         "postprocess": postprocess.to_dict(),
-        "metadata": metadata,
+        "metadata": {**metadata, QUANTILES_KEY: quantiles},
     }
     save_torch_atomic(value, Path(out_path))

@@ -55,6 +55,7 @@ class RunRecord:
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     crops: str = "mean"  # how the run used features with several crops per segment
     segment_stride: int = 0  # frames between window starts (the segment length: consecutive)
+    scoring: dict = field(default_factory=dict)  # the workflow's postprocess.json of the run, if any
 
     def __post_init__(self) -> None:
         if not self.segment_stride:
@@ -117,6 +118,7 @@ def read_run(run: str | Path) -> RunRecord:
         postprocess=PostprocessConfig(**scoring.get("postprocess", {})),
         crops=scoring.get("crops", metadata.get("crops", "mean")),
         segment_stride=int(metadata.get("segment_stride") or metadata["segment_length"]),
+        scoring=scoring,
     )
 
 

@@ -108,7 +108,9 @@ class Watcher:
         self.settings = settings
         self.record = read_run(run)
         metadata = read_models_metadata(self.record.models_path)
-        self.threshold = run_threshold(self.record.models_path, metadata, settings.quantile, settings.threshold)
+        self.threshold = run_threshold(
+            self.record.models_path, metadata, settings.quantile, settings.threshold, self.record.scoring
+        )
         self.out_dir = Path(out_dir)
         refuse_earlier_watch(self.out_dir)
         self.source_text = str(source)
