@@ -115,7 +115,7 @@ def test_enrichment_counts_anomalous_rows_among_kept_and_removed_labelled_rows()
 
 def test_a_window_is_anomalous_when_at_least_half_its_frames_are():
     from gclvad.features import FeatureSet
-    from gclvad.pipeline import _anomalous_rows
+    from gclvad.stage_data import anomalous_rows
 
     # video a: 40 frames, windows of 16 every 8 frames (4 rows: the last one a padded tail);
     # frames 10..19 anomalous. Video b has no labels.
@@ -127,4 +127,4 @@ def test_a_window_is_anomalous_when_at_least_half_its_frames_are():
     truth = np.zeros(40, bool)
     truth[10:20] = True
     # windows [0,16): 6 of 16; [8,24): 10 of 16; [16,32): 4 of 16; [24,40): 0
-    assert _anomalous_rows(features, {"a": truth, "b": None}).tolist() == [0, 1, 0, 0, -1, -1]
+    assert anomalous_rows(features, {"a": truth, "b": None}).tolist() == [0, 1, 0, 0, -1, -1]

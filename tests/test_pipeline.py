@@ -9,7 +9,7 @@ import pytest
 
 from gclvad import plots
 from gclvad.frame_scores import read_scores, write_scores, write_scores_csv
-from gclvad.pipeline import aggregate_table, pick_videos
+from gclvad.run_results import aggregate_table, pick_videos
 from gclvad.segment_index import COLUMNS, read_segment_index, split_videos, write_segment_index
 
 
