@@ -78,7 +78,7 @@ BAD_CONFIGS = {
     ),
     "dataset_names_unknown_preset": (
         lambda c: c["datasets"]["demo"].update(training="huge"),
-        ["config datasets.demo.training: 'huge' is not defined (known: paper, small, tiny)"],
+        ["config datasets.demo.training: 'huge' is not defined (known: paper, small, tiny, unlabelled)"],
     ),
 }
 
