@@ -131,7 +131,7 @@ def link_published_features(*, spec: Mapping, index_path: str | Path, extractor:
 # ---------------------------------------------------------------- cleaning and training
 
 
-def cleantraining_feature_set(
+def clean_training_features(
     *,
     features_path: str | Path,
     index_path: str | Path,
