@@ -490,23 +490,20 @@ def run_snakemake_on_slurm(
     """
     # Targets first: an option taking several values (--group-components ...)
     # at the end of extra_args would otherwise swallow them.
-    command = (
-        _snakemake_command()
-        + list(targets)
-        + [
-            "--workflow-profile",
-            str(profile),
-            "--directory",
-            str(workdir),
-            "--slurm-init-seconds-before-status-checks",
-            str(TEST_STATUS_CHECK_DELAY_S),
-            "--slurm-keep-successful-logs",
-        ]
-    )
+    command = [
+        *_run_command(workdir, targets, profile),
+        *("--slurm-init-seconds-before-status-checks", str(TEST_STATUS_CHECK_DELAY_S)),
+        "--slurm-keep-successful-logs",
+    ]
     if snakefile is not None:
         command += ["--snakefile", str(snakefile)]
     command += list(extra_args)
     return _run_bounded(command, workdir, cluster.client_env(), timeout)
+
+
+def _run_command(workdir: Path, targets: Iterable[str], profile: Path) -> list[str]:
+    """Snakemake on `targets` in `workdir` with `profile`; targets first, as explained above."""
+    return [*_snakemake_command(), *targets, "--workflow-profile", str(profile), "--directory", str(workdir)]
 
 
 def run_snakemake_locally(
@@ -518,16 +515,7 @@ def run_snakemake_locally(
     profile: Path = DEFAULT_PROFILE,
 ) -> subprocess.CompletedProcess:
     """The same run as run_snakemake_on_slurm() but with the local `profile`."""
-    command = (
-        _snakemake_command()
-        + list(targets)
-        + [
-            "--workflow-profile",
-            str(profile),
-            "--directory",
-            str(workdir),
-        ]
-    )
+    command = _run_command(workdir, targets, profile)
     if snakefile is not None:
         command += ["--snakefile", str(snakefile)]
     command += list(extra_args)
