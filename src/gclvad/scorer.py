@@ -38,7 +38,7 @@ from gclvad.gcl.store import (
 )
 from gclvad.postprocess import REFERENCE_KEY, PostprocessConfig, combine_crops, normalised, reference_table
 
-ENSEMBLE_LEVELS = 1001  # quantiles of a member's training scores its ranks are taken against
+ENSEMBLE_LEVELS = 1001  # quantiles of a member's training scores its score is normalised against
 
 
 @dataclass
