@@ -184,6 +184,11 @@ def test_the_demo_runs_the_default_for_unlabelled_footage_and_the_paper_presets_
     assert settings.gcl == get_preset("small").replace(method="gcl", **{"pretrain_g.data": "td"})
     assert settings.postprocess == PostprocessConfig(smoothing_sigma=16.0, ensemble_normalise="z")
     assert settings.cleaning == CleaningConfig(threshold=90.0, mode="percentile", normalize="l2")
+    # the same videos under the paper's protocol, beside it
+    paper_demo = shipped["datasets"]["demo_paper"]
+    assert paper_demo["generate"] == demo["generate"] and "variant" not in paper_demo and "crops" not in paper_demo
+    assert (paper_demo["extractor"], paper_demo["training"], shipped["default_variant"]) == ("i3d", "small", "GCL_PT")
+    assert shipped["extractors"]["i3d"].get("crops", "centre") == "centre"
     for name in ("paper", "small"):  # nothing beyond the paper: no smoothing, D_th 0.70
         paper = run_settings(presets[name], "GCL_PT", shipped["cleaning"])
         assert paper.postprocess == PostprocessConfig() and paper.postprocess.smoothing_sigma == 0

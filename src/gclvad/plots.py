@@ -70,12 +70,17 @@ def anomalous_spans(truth: np.ndarray) -> list[tuple[int, int]]:
 def plot_video_scores(videos: Sequence[tuple[str, np.ndarray, np.ndarray | None]], path: str | Path) -> None:
     """Per-video frame scores (video id, scores, truth or None), ground truth shaded."""
     fig, axes = plt.subplots(len(videos), 1, figsize=(8, 1.6 * len(videos)), squeeze=False)
+    # One scale for all videos, from 0 (or below: z-normalised ensemble scores go negative)
+    # to at least 1 (D's probabilities)
+    low = min(0.0, *(float(np.min(values)) for _, values, _ in videos))
+    high = max(1.0, *(float(np.max(values)) for _, values, _ in videos))
+    margin = 0.05 * (high - low)
     for ax, (name, values, truth) in zip(axes[:, 0], videos, strict=True):
         if truth is not None:
             for start, end in anomalous_spans(truth):
                 ax.axvspan(start, end, color="tab:red", alpha=0.2, linewidth=0)
         ax.plot(values, color="tab:blue", linewidth=1)
-        ax.set_ylim(0, max(1.0, float(np.max(values)) * 1.05))
+        ax.set_ylim(low - (margin if low < 0 else 0.0), high + margin)
         ax.set_ylabel(name, fontsize=8)
     axes[-1, 0].set_xlabel("frame")
     _save(fig, path)
