@@ -75,7 +75,9 @@ PUBLISHED = [
     name for name, entry in config["datasets"].items() if entry["format"] == "features"
 ]
 PUBLISHED_DATASET = "|".join(PUBLISHED) or "(?!)"  # (?!) matches nothing
-VIDEO_DATASET = rf"(?!(?:{PUBLISHED_DATASET})$)[A-Za-z0-9_\-]+"
+# (the lookahead ends at the next character that cannot be in a name: the wildcard is matched
+# inside a whole path, where `$` would never follow the name)
+VIDEO_DATASET = rf"(?!(?:{PUBLISHED_DATASET})(?![A-Za-z0-9_\-]))[A-Za-z0-9_\-]+"
 
 
 def dataset_extractor(name):
