@@ -188,9 +188,8 @@ def get_reader_spec(wildcards):
     if "generate" in entry:
         spec.update(generated_manifest(wildcards.dataset))
     if wildcards.dataset in PUBLISHED:
-        spec["segment_length"] = config[
-            "segment_length"
-        ]  # frames per published feature row
+        # frames per published feature row
+        spec["segment_length"] = config["segment_length"]
     return spec
 
 
