@@ -193,6 +193,10 @@ def test_a_seed_ensemble_combines_its_member_runs(finished, tmp_path):
     result = json.loads((workdir / target).read_text())
     assert [member["seed"] for member in result["members"]] == [0, 1]
     assert 0.0 <= result["auc"] <= 1.0
+    # z-normalised members are no probabilities: no false-alarm rate at D's 0.5 (one run has one)
+    assert result["false_alarm_rate"] is None and result["false_alarm_threshold"] is None
+    plain = json.loads((workdir / "results/demo/r3d_18/GCL_PT/seed0/auc.json").read_text())
+    assert 0.0 <= plain["false_alarm_rate"] <= 1.0
     # the alert threshold's distribution: the ensemble's own scores of the training segments
     run = workdir / Path(target).parent
     training = load_feature_set(workdir / "results/demo/features/r3d_18.h5", training_ids(workdir))

@@ -123,13 +123,15 @@ def evaluate_run(
     truths = frame_truths(spec, index_path, list(scores))
     evaluated = [v for v, t in truths.items() if t is not None]
     metadata = read_models_metadata(Path(models_path))
+    postprocessing = read_json(postprocess_path)
     result = {}
     if evaluated:
         # the field's metrics of the run's score; a false-alarm rate only for D's probabilities
         scored_by = (
             metadata.get("settings", {}).get("scoring", {}).get("model", "d" if "d" in scores[evaluated[0]] else "g")
         )
-        threshold = FALSE_ALARM_THRESHOLD if scored_by == "d" else None
+        probabilities = scored_by == "d" and not _normalised(metadata, postprocessing["postprocess"])
+        threshold = FALSE_ALARM_THRESHOLD if probabilities else None
         result.update(frame_metrics({v: scores[v]["score"] for v in evaluated}, truths, threshold))
     for name, key in (("score_raw", "auc_raw"), ("d", "auc_d"), ("g", "auc_g")):
         if evaluated and name in scores[evaluated[0]]:
@@ -150,7 +152,7 @@ def evaluate_run(
     result["epochs_logged"] = len(metadata.get("log", []))
     if enrichment_path is not None:
         result["cleaning_enrichment"] = read_json(enrichment_path)
-    result.update(read_json(postprocess_path))
+    result.update(postprocessing)
     result["postprocess_note"] = (
         "auc and the metrics beside it are of the scores the run delivers (after post-processing); "
         "auc_raw is of the same scores before it (the paper's protocol)"
@@ -158,6 +160,15 @@ def evaluate_run(
     write_json_atomic(out_auc, result)
     log.info("frame AUC %.4f over %d videos", result.get("auc", float("nan")), len(evaluated))
     return result
+
+
+def _normalised(metadata: Mapping, postprocess: Mapping) -> bool:
+    """Whether a run's delivered scores are normalised (crop positions, or an ensemble's members,
+    against their training scores) and so no longer D's probabilities. Smoothing keeps them
+    probabilities: a weighted mean of probabilities is one."""
+    crops = postprocess.get("crop_normalise", "none") != "none"
+    members = "members" in metadata and postprocess.get("ensemble_normalise", "z") != "none"
+    return crops or members
 
 
 def dataset_summary(*, run_auc_path: str | Path, out_path: str | Path) -> dict:
