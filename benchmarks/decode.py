@@ -1,4 +1,4 @@
-"""Decode speed and memory of gclvad.video on generated 320x240 H.264 surveillance-like video.
+"""Decode speed and memory of gclvad.decode.video on generated 320x240 H.264 surveillance-like video.
 
 Prints frames/s of `probe_video`, and, for the ResNeXt (short side 112, crop 112) and I3D
 (224, 224) preprocessing with 1 and the default number of torch threads, frames/s of
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from machine import cpu_model
 
-from gclvad.datasets.demo import Event, write_demo_video
-from gclvad.preprocessing import Preprocessing
-from gclvad.video import iter_segments, probe_video
+from gclvad.datasets.synthetic.demo import Event, write_demo_video
+from gclvad.decode.preprocessing import Preprocessing
+from gclvad.decode.video import iter_segments, probe_video
 
 FPS = 25
 SIZE = (240, 320)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/detection.py --benchmark walkway4 [--steps generate extract train table]
     .venv/bin/python benchmarks/detection.py --benchmark walkway1 ...
 
-Two benchmarks, both gclvad.datasets.walkway with seed 0, 16 train + 16 test videos of 240
+Two benchmarks, both gclvad.datasets.synthetic.walkway with seed 0, 16 train + 16 test videos of 240
 frames at 320x240, ~10 % / ~35 % anomalous train / test frames: `walkway4` filmed from 4 camera
 positions (a site with several cameras), `walkway1` from one (like a single walkway camera).
 Work goes to results/benchmarks/detection/<benchmark> (--work to change it).
@@ -48,7 +48,7 @@ def main() -> None:
     manifest = args.work / "videos" / "videos.csv"
     started = time.perf_counter()
     if "generate" in args.steps and not manifest.exists():
-        from gclvad.datasets import generate_synthetic
+        from gclvad.datasets.readers import generate_synthetic
 
         generate_synthetic(manifest.parent, kind="walkway", **BENCHMARKS[args.benchmark])
         print(f"generated {manifest} in {time.perf_counter() - started:.0f} s", flush=True)

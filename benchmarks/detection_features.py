@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from gclvad.atomic import write_atomic
-from gclvad.extractors.i3d import I3D_PREPROCESSING
-from gclvad.preprocessing import Preprocessing
-from gclvad.video import iter_frames
+from gclvad.decode.preprocessing import Preprocessing
+from gclvad.decode.video import iter_frames
+from gclvad.extract.networks.i3d import I3D_PREPROCESSING
 
 SEGMENT = 16
 NATIVE = 224
@@ -105,7 +105,7 @@ def extract_dataset(manifest: Path, out_dir: Path, modes: list[str], log=print) 
     """Every video of `manifest` in every mode, skipping files already there."""
     import pandas as pd
 
-    from gclvad.extractors import build_extractor
+    from gclvad.extract.networks.registry import build_extractor
 
     extractor = build_extractor("i3d", "package", device="cpu", precision="fp32")
     videos = pd.read_csv(manifest)

@@ -1,7 +1,7 @@
 """Prototype of the levers of issue 10 on cached features: feature sets (crops, windows), TD
 rules, training runs with cached scores, and the evaluation (crop combination, windows to
 frames, seed ensembles, smoothing). Used by benchmarks/detection.py; the reusable pieces are
-in gclvad.postprocess.
+in gclvad.scoring.postprocess.
 
 Feature sets (rows the networks train on and score):
     centre_s16     the paper: centre crop, non-overlapping 16-frame segments
@@ -30,8 +30,9 @@ from detection_features import load_mode
 
 from gclvad.atomic import write_atomic
 from gclvad.cleaning import CleaningConfig, temporal_difference_mask, temporal_differences
-from gclvad.evaluate import frame_auc
-from gclvad.postprocess import combine_crops, gaussian_smooth, reference_ranks, window_frame_scores
+from gclvad.evaluation.metrics import frame_auc
+from gclvad.scoring.frames import gaussian_smooth, window_frame_scores
+from gclvad.scoring.postprocess import combine_crops, reference_ranks
 
 SEGMENT = 16
 SIGMAS = (0, 8, 16, 32)

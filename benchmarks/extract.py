@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from machine import cpu_model
 
+from gclvad.decode.video import iter_segments
 from gclvad.device import resolve_device
-from gclvad.extraction import extract_video
-from gclvad.extractors.base import RandomWeightsWarning, TorchExtractor
-from gclvad.extractors.resnext import RESNEXT_PREPROCESSING, ResNeXt3D
-from gclvad.video import iter_segments
+from gclvad.extract.networks.base import RandomWeightsWarning, TorchExtractor
+from gclvad.extract.networks.resnext import RESNEXT_PREPROCESSING, ResNeXt3D
+from gclvad.extract.one_video import extract_video
 
 warnings.simplefilter("ignore", RandomWeightsWarning)
 SEGMENT = 16
@@ -189,7 +189,7 @@ def peak_rss_mib() -> float:
 
 def child_extract(video: Path, device: str, precision: str, batch: int) -> None:
     """Subprocess body: one whole extraction, then the process's peak RSS as JSON."""
-    from gclvad.extractors.resnext import build_resnext101
+    from gclvad.extract.networks.resnext import build_resnext101
 
     extractor = build_resnext101("random", device, precision)
     with tempfile.TemporaryDirectory() as folder:

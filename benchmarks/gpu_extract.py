@@ -3,7 +3,7 @@
   1. decoding alone with 1, 4, 8, 16 decoder processes (clips/s at 112 px and 224 px);
   2. model alone, clips/s: ResNeXt-101 (random weights; speed does not depend on them) and
      I3D (package weights), fp32 and bf16, batch 8, 16, 32, 64;
-  3. end to end (gclvad.shard_extraction: decoders + batches + network + per-video HDF5) on
+  3. end to end (gclvad.extract.shards: decoders + batches + network + per-video HDF5) on
      N generated 320x240 videos with 1, 4, 8, 16 decoders, bf16, batch 32, and its ratio to
      min(decoding capacity, model capacity) (goal >= 80 %);
   4. CUDA features against CPU fp32 features of the same clips (goal: within 1e-3 relative).
@@ -41,7 +41,7 @@ def print_gpu(device: torch.device) -> None:
 
 
 def build(name: str, device: str, precision: str):
-    from gclvad.extractors import build_extractor
+    from gclvad.extract.networks.registry import build_extractor
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -85,7 +85,7 @@ def bench_models(device: torch.device, batches) -> dict:
 
 
 def make_videos(folder: Path, count: int, frames: int) -> list[Path]:
-    from gclvad.datasets.demo import Event, write_demo_video
+    from gclvad.datasets.synthetic.demo import Event, write_demo_video
 
     folder.mkdir(parents=True, exist_ok=True)
     return [
@@ -96,11 +96,11 @@ def make_videos(folder: Path, count: int, frames: int) -> list[Path]:
 
 
 def bench_decoding(videos: list[Path], decoders) -> dict:
-    from gclvad.decoders import DecoderPool, DecodeTask, Finished
-    from gclvad.extractors.i3d import I3D_PREPROCESSING
-    from gclvad.extractors.resnext import RESNEXT_PREPROCESSING
+    from gclvad.extract.decoders import DecoderPool, DecodeTask, Finished
+    from gclvad.extract.networks.i3d import I3D_PREPROCESSING
+    from gclvad.extract.networks.resnext import RESNEXT_PREPROCESSING
 
-    print(f"\n1. Decoding alone (decode + resize + normalise, gclvad.decoders), clips/s, {len(videos)} videos")
+    print(f"\n1. Decoding alone (decode + resize + normalise, gclvad.extract.decoders), clips/s, {len(videos)} videos")
     capacity = {}
     for name, preprocessing in (("resnext101", RESNEXT_PREPROCESSING), ("i3d", I3D_PREPROCESSING)):
         cells = []
@@ -120,7 +120,7 @@ def end_to_end_child(name: str, workers: int, device: str, folder: Path) -> None
     CUDA starts, network built once); prints its report as JSON."""
     import json
 
-    from gclvad.shard_extraction import VideoJob, extract_videos
+    from gclvad.extract.shards import VideoJob, extract_videos
 
     videos = sorted((folder / "videos").glob("*.mp4"))
     out = folder / f"{name}-{workers}"
@@ -153,7 +153,7 @@ def bench_end_to_end(folder: Path, device: torch.device, rates: dict, capacity: 
 
 
 def check_against_cpu(videos: list[Path], device: torch.device) -> bool:
-    from gclvad.video import iter_segments
+    from gclvad.decode.video import iter_segments
 
     print("\n4. CUDA features against CPU fp32 features of the same clips (max over clips of |a - b| / |b|)")
     passed = True

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from machine import cpu_model
 
-from gclvad.extractors.i3d import build_i3d
+from gclvad.extract.networks.i3d import build_i3d
 
 VARIANTS = {
     "fp32 unfolded": dict(fold=False),

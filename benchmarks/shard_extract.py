@@ -9,7 +9,7 @@ Sections (all by default; choose with --sections):
             fixed cost per video = (wall - clips / model-only rate) / videos for both;
   rss       peak memory of a shard job (Snakemake's benchmark: RSS and PSS summed over its
             processes) on N videos and on 4;
-  decode    frames/s of 1 and 2 decoder processes (gclvad.decoders) at 112 px and 224 px;
+  decode    frames/s of 1 and 2 decoder processes (gclvad.extract.decoders) at 112 px and 224 px;
   bits      how much a clip's features change with the size of its forward pass (why every pass
             is filled up to batch_size), fp32 and bf16;
   demo      wall time of `make demo` (snakemake --cores 2 results/demo/auc.json, the shipped
@@ -60,7 +60,7 @@ def load() -> str:
 
 def make_videos(folder: Path, count: int, segments: int) -> Path:
     """`count` demo-like street videos of `segments` x 16 frames and a generic manifest."""
-    from gclvad.datasets.demo import Event, write_demo_video
+    from gclvad.datasets.synthetic.demo import Event, write_demo_video
 
     folder.mkdir(parents=True, exist_ok=True)
     frames = segments * SEGMENT
@@ -78,7 +78,7 @@ def make_videos(folder: Path, count: int, segments: int) -> Path:
 
 
 def hara_checkpoint(path: Path) -> Path:
-    from gclvad.extractors.resnext import ResNeXt3D
+    from gclvad.extract.networks.resnext import ResNeXt3D
 
     torch.manual_seed(0)
     model = ResNeXt3D()
@@ -100,7 +100,7 @@ def baseline_tree(ref: str, folder: Path) -> Path:
 
 
 def build(name: str, weights: str):
-    from gclvad.extractors import build_extractor
+    from gclvad.extract.networks.registry import build_extractor
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -224,9 +224,9 @@ def bench_rss(args, root: Path, manifest: Path, weights: dict, many: dict) -> No
 
 
 def bench_decode(manifest: Path, count: int = 12) -> None:
-    from gclvad.decoders import DecoderPool, DecodeTask, Finished
-    from gclvad.extractors.i3d import I3D_PREPROCESSING
-    from gclvad.extractors.resnext import RESNEXT_PREPROCESSING
+    from gclvad.extract.decoders import DecoderPool, DecodeTask, Finished
+    from gclvad.extract.networks.i3d import I3D_PREPROCESSING
+    from gclvad.extract.networks.resnext import RESNEXT_PREPROCESSING
 
     videos = sorted(manifest.parent.glob("*.mp4"))[:count]
     print(f"\n4. Decoding {len(videos)} videos with decoder processes (decode + resize + normalise), frames/s")
@@ -252,7 +252,7 @@ def bench_bits(weights: dict) -> None:
     print("\n5. Features of the same clip in forward passes of different sizes (max |difference| / max |feature|)")
     for name in ("resnext101", "i3d"):
         for precision in ("fp32", "bf16"):
-            from gclvad.extractors import build_extractor
+            from gclvad.extract.networks.registry import build_extractor
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

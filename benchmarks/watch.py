@@ -4,7 +4,7 @@ dropping a segment, the alert latency from the first anomalous frame, and its me
 For each extractor (I3D fp32 with the package weights; ResNeXt-101 bf16 with random weights,
 whose speed does not depend on the weights' values), at 320x240:
   1. a run is trained (autoencoder, score = G's reconstruction error) on the features of
-     `--train-frames` frames of one synthetic street scene (gclvad.datasets.demo), and keeps
+     `--train-frames` frames of one synthetic street scene (gclvad.datasets.synthetic.demo), and keeps
      its own unsupervised alert threshold (quantile 0.99 of its training scores);
   2. capacity: the same scene, continued, is watched as a file as fast as it goes (decoding
      waits for scoring): frames per second decoded and scored end to end;
@@ -41,13 +41,14 @@ import pandas as pd
 import psutil
 from machine import describe  # benchmarks/ is on sys.path when run
 
-from gclvad.alerts import run_threshold
-from gclvad.datasets.demo import scene_frames
-from gclvad.extraction import compute_features
-from gclvad.extractors import RandomWeightsWarning, build_extractor
+from gclvad.datasets.synthetic.demo import scene_frames
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.registry import build_extractor
+from gclvad.extract.one_video import compute_features
 from gclvad.gcl.store import load_models, read_models_metadata, score
-from gclvad.stream import SourceSettings
-from gclvad.watch import WatchSettings, watch
+from gclvad.live.source import SourceSettings
+from gclvad.live.threshold import run_threshold
+from gclvad.live.watcher import WatchSettings, watch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from watch_support import train_run, write_ts  # the tests' run trainer and TS writer

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 
-from gclvad import features, shard_extraction
-from gclvad.decoders import DecoderPool
-from gclvad.extractors.base import RandomWeightsWarning
-from gclvad.extractors.resnext import build_resnext101
-from gclvad.shard_extraction import VideoJob, extract_shard
+from gclvad.extract import shards as shard_extraction
+from gclvad.extract.decoders import DecoderPool
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.resnext import build_resnext101
+from gclvad.extract.shards import VideoJob, extract_shard
+from gclvad.features import files as features
 
 SMALL = dict(layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), cardinality=4, stem_channels=8, num_classes=10)
 

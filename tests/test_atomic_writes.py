@@ -38,15 +38,15 @@ def write_each_kind(folder: Path) -> list[Path]:
     """One file of every kind gclvad writes, by the package's own writers."""
     import torch
 
-    from gclvad.datasets.demo import generate_demo
-    from gclvad.features import merge_video_features, write_video_features
-    from gclvad.frame_scores import write_scores, write_scores_csv
+    from gclvad.datasets.segment_index import COLUMNS, write_segment_index
+    from gclvad.datasets.synthetic.demo import generate_demo
+    from gclvad.evaluation.plots import plot_message
+    from gclvad.features.files import merge_video_features, write_video_features
     from gclvad.gcl.checkpoint import save_checkpoint
     from gclvad.gcl.models import build_models
     from gclvad.gcl.store import save_models
     from gclvad.gcl.variants import get_variant
-    from gclvad.plots import plot_message
-    from gclvad.segment_index import COLUMNS, write_segment_index
+    from gclvad.scoring.frames import write_scores, write_scores_csv
 
     attrs = {"extractor": "x", "weights_sha256": "random", "segment_length": 16, "frames": 32, "padded_tail": 0}
     write_video_features(folder / "a.h5", np.ones((2, 4), np.float32), attrs)
@@ -84,7 +84,7 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_a_figure_is_written_atomically_in_the_format_of_its_suffix(tmp_path):
-    from gclvad.plots import plot_message
+    from gclvad.evaluation.plots import plot_message
 
     plot_message(tmp_path / "figure.png", "title", "message")
     plot_message(tmp_path / "figure.pdf", "title", "message")

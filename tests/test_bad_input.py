@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from videos import make_text_file, make_video
 
-from gclvad.datasets import load_dataset
+from gclvad.datasets.readers import load_dataset
+from gclvad.datasets.segment_index import build_segment_index
+from gclvad.decode.video import iter_frames, probe_video
 from gclvad.errors import BadDatasetError, GclvadError
-from gclvad.segment_index import build_segment_index
-from gclvad.video import iter_frames, probe_video
 
 TS_PACKET = 188
 
@@ -154,7 +154,7 @@ def test_duplicates_stop_even_with_skip(mixed_manifest):
 
 
 def test_the_console_names_each_skipped_video_and_why(tmp_path, caplog):
-    from gclvad.pipeline import index_dataset
+    from gclvad.stages.preparation import index_dataset
 
     make_video(tmp_path / "a.mkv", 40)
     make_video(tmp_path / "short.mkv", 5)

@@ -114,8 +114,8 @@ def test_enrichment_counts_anomalous_rows_among_kept_and_removed_labelled_rows()
 
 
 def test_a_window_is_anomalous_when_at_least_half_its_frames_are():
-    from gclvad.features import FeatureSet
-    from gclvad.stage_data import anomalous_rows
+    from gclvad.features.feature_set import FeatureSet
+    from gclvad.stages.data import anomalous_rows
 
     # video a: 40 frames, windows of 16 every 8 frames (4 rows: the last one a padded tail);
     # frames 10..19 anomalous. Video b has no labels.

@@ -8,13 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gclvad.datasets import (
-    FrameMask,
-    Intervals,
-    load_dataset,
-    scored_videos,
-    training_videos,
-)
+from gclvad.datasets.base import FrameMask, Intervals, scored_videos, training_videos
+from gclvad.datasets.readers import load_dataset
 from gclvad.datasets.ucf_crime import read_temporal_annotations, read_video_list
 from gclvad.errors import BadDatasetError, GclvadError
 

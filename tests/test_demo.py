@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from gclvad.datasets.demo import ANOMALY_KINDS, Event, anomalous_count, generate_demo, scene_frames
+from gclvad.datasets.synthetic.demo import ANOMALY_KINDS, Event, anomalous_count, generate_demo, scene_frames
+from gclvad.decode.video import iter_frames, probe_video
 from gclvad.errors import GclvadError
-from gclvad.video import iter_frames, probe_video
 
 TINY = dict(n_train=3, n_test=4, frames=32, size=(48, 64))
 
@@ -88,7 +88,7 @@ def test_crowd_is_as_dense_at_the_start_as_later():
     # Walkers start anywhere on their wrap-around loop, off-screen margins included: had
     # they all started on screen, the first frames would be ~40 % more crowded than later
     # ones and every video's first segments would look anomalous (issue 10, item 7).
-    from gclvad.datasets.demo import _Scene
+    from gclvad.datasets.synthetic.demo import _Scene
 
     size = (60, 80)
     coverage = []

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from gclvad.evaluate import EvaluationError, frame_auc, segment_to_frame_scores
+from gclvad.errors import GclvadError
+from gclvad.evaluation.metrics import EvaluationError, frame_auc
+from gclvad.scoring.frames import segment_to_frame_scores
 
 
 def test_every_frame_gets_its_segments_score_and_the_padded_tail_is_cut():
@@ -15,9 +17,9 @@ def test_every_frame_gets_its_segments_score_and_the_padded_tail_is_cut():
 
 
 def test_segment_count_must_match_the_frame_count():
-    with pytest.raises(EvaluationError, match="40 frames in segments of 16 has 3 segments, but 2"):
+    with pytest.raises(GclvadError, match="40 frames in segments of 16 has 3 segments, but 2"):
         segment_to_frame_scores(np.array([0.1, 0.5]), frames=40, segment_length=16)
-    with pytest.raises(EvaluationError, match="has 2 segments, but 3"):
+    with pytest.raises(GclvadError, match="has 2 segments, but 3"):
         segment_to_frame_scores(np.array([0.1, 0.5, 0.9]), frames=32, segment_length=16)
 
 
@@ -41,7 +43,7 @@ def test_frame_auc_needs_both_classes_and_matching_lengths():
 
 
 def test_the_fields_metrics_by_hand():
-    from gclvad.evaluate import frame_metrics
+    from gclvad.evaluation.metrics import frame_metrics
 
     # a: anomalous video (2 of 4 frames), b: normal, c: anomalous with both classes, d: no truth
     scores = {

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from videos import make_frame_folder, make_h264, make_text_file
 
-from gclvad.cli import main
-from gclvad.extraction import extract_video
-from gclvad.extractors import build_extractor
-from gclvad.features import read_video_features
+from gclvad.cli.main import main
+from gclvad.extract.networks.registry import build_extractor
+from gclvad.extract.one_video import extract_video
+from gclvad.features.files import read_video_features
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import pytest
 import torch
 from videos import make_h264
 
+from gclvad.decode.video import iter_segments
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.extraction import BackgroundIterator, extract_video
-from gclvad.extractors import RandomWeightsWarning
-from gclvad.extractors.resnext import build_resnext101
-from gclvad.features import read_video_features
-from gclvad.video import iter_segments
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.resnext import build_resnext101
+from gclvad.extract.one_video import BackgroundIterator, extract_video
+from gclvad.features.files import read_video_features
 
 SMALL = dict(layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), cardinality=4, stem_channels=8, num_classes=10)
 
@@ -123,9 +123,9 @@ def test_three_crops_and_overlapping_windows_are_extracted_as_the_clips_say(extr
     every `stride` frames; the shard runner writes the very same bytes."""
     import copy
 
-    from gclvad.decoders import DecoderPool
-    from gclvad.extraction import compute_features
-    from gclvad.shard_extraction import VideoJob, extract_shard
+    from gclvad.extract.decoders import DecoderPool
+    from gclvad.extract.one_video import compute_features
+    from gclvad.extract.shards import VideoJob, extract_shard
 
     video = make_h264(tmp_path / "wide.mp4", 40, (32, 64), pattern="ramp")
     three = copy.copy(extractor)

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from gclvad.extraction_state import (
+from gclvad.extract.state import (
     BAD,
     DONE,
     TODO,
@@ -17,7 +17,7 @@ from gclvad.extraction_state import (
     video_state,
     write_bad_marker,
 )
-from gclvad.features import write_video_features
+from gclvad.features.files import write_video_features
 
 ATTRS = {"extractor": "i3d", "precision": "fp32", "segment_length": 16, "weights_random": False}
 

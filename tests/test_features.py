@@ -9,16 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-import gclvad.features as features_module
+import gclvad.features.files as features_module
 from gclvad.errors import GclvadError
-from gclvad.features import (
-    FeatureSet,
-    load_feature_set,
-    merge_video_features,
-    read_video_features,
-    write_video_features,
-)
-from gclvad.rtfm import import_rtfm
+from gclvad.features.feature_set import FeatureSet, load_feature_set
+from gclvad.features.files import merge_video_features, read_video_features, write_video_features
 
 
 def attrs_for(frames: int, segment_length: int = 16, **changes) -> dict:
@@ -227,70 +221,3 @@ def test_loading_a_per_video_file_as_merged_is_named(tmp_path, three_parts):
 def test_feature_set_checks_its_offsets():
     with pytest.raises(ValueError, match="do not partition"):
         FeatureSet(np.zeros((4, 2), np.float32), ["a", "b"], np.array([0, 1, 3]), np.zeros(2), np.zeros(2), {})
-
-
-# ---------------------------------------------------------------- RTFM import
-
-
-def rtfm_fixture(tmp_path: Path):
-    rng = np.random.default_rng(3)
-    feature_dir = tmp_path / "UCF_Train_ten_crop_i3d"
-    feature_dir.mkdir()
-    ten_crop = rng.normal(size=(3, 10, 4)).astype(np.float32)
-    single = rng.normal(size=(2, 4)).astype(np.float32)
-    np.save(feature_dir / "Abuse001_x264_i3d.npy", ten_crop)
-    np.save(feature_dir / "Normal_Videos001_x264_i3d.npy", single)
-    list_file = tmp_path / "ucf-i3d.list"
-    list_file.write_bytes(
-        b"G:\\UCF_Train_ten_crop_i3d\\Abuse001_x264_i3d.npy\r\n"
-        b"G:\\UCF_Train_ten_crop_i3d\\Normal_Videos001_x264_i3d.npy\r\n"
-    )
-    return list_file, feature_dir, ten_crop, single
-
-
-def test_rtfm_import_reduces_crops_and_writes_per_video_files(tmp_path):
-    list_file, feature_dir, ten_crop, single = rtfm_fixture(tmp_path)
-    written = import_rtfm(list_file, feature_dir, tmp_path / "out", extractor="i3d_rtfm")
-    assert written == {
-        "Abuse001_x264": tmp_path / "out" / "Abuse001_x264.h5",
-        "Normal_Videos001_x264": tmp_path / "out" / "Normal_Videos001_x264.h5",
-    }
-    values, attrs = read_video_features(written["Abuse001_x264"])
-    # Row 1, feature 2 by hand: the mean over the ten crops.
-    assert values[1, 2] == pytest.approx(sum(float(ten_crop[1, crop, 2]) for crop in range(10)) / 10, rel=1e-6)
-    np.testing.assert_allclose(values, ten_crop.mean(axis=1), rtol=1e-6)
-    assert attrs["frames"] == 3 * 16 and attrs["padded_tail"] == 0 and attrs["segment_length"] == 16
-    assert attrs["weights_sha256"] == "imported" and attrs["extractor"] == "i3d_rtfm"
-    assert attrs["preprocessing"] == "imported from RTFM layout"
-    assert np.array_equal(read_video_features(written["Normal_Videos001_x264"])[0], single)
-
-    merge_video_features(written, tmp_path / "merged.h5")
-    feature_set = load_feature_set(tmp_path / "merged.h5")
-    assert feature_set.offsets.tolist() == [0, 3, 5] and feature_set.frames.tolist() == [48, 32]
-
-
-def test_rtfm_import_first_crop(tmp_path):
-    list_file, feature_dir, ten_crop, _ = rtfm_fixture(tmp_path)
-    written = import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm", crop_reduce="first", segment_length=32)
-    values, attrs = read_video_features(written["Abuse001_x264"])
-    assert np.array_equal(values, ten_crop[:, 0]) and attrs["frames"] == 96
-
-
-def test_rtfm_import_errors(tmp_path):
-    list_file, feature_dir, _, _ = rtfm_fixture(tmp_path)
-    np.save(feature_dir / "Abuse001_x264_i3d.npy", np.zeros((3, 5), dtype=np.int64))
-    with pytest.raises(GclvadError, match=r"Abuse001_x264_i3d\.npy: expected little-endian float features"):
-        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
-    np.save(feature_dir / "Abuse001_x264_i3d.npy", np.zeros((3, 5, 4, 2), dtype=np.float32))
-    with pytest.raises(
-        GclvadError, match=r"Abuse001_x264_i3d\.npy: expected features of shape .* found \(3, 5, 4, 2\)"
-    ):
-        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
-    (feature_dir / "Abuse001_x264_i3d.npy").unlink()
-    with pytest.raises(GclvadError, match=r"line 1: no file named Abuse001_x264_i3d\.npy below"):
-        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
-    list_file.write_text("G:/x/Abuse001_x264_i3d.txt\n")
-    with pytest.raises(GclvadError, match=r"line 1: 'Abuse001_x264_i3d\.txt' is not a \.npy file"):
-        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm")
-    with pytest.raises(GclvadError, match="crop_reduce must be one of"):
-        import_rtfm(list_file, feature_dir, tmp_path / "out", "i3d_rtfm", crop_reduce="max")

@@ -9,14 +9,15 @@ from synthetic import make_train_test
 
 from gclvad.cleaning import CleaningConfig
 from gclvad.errors import GclvadError
-from gclvad.evaluate import frame_auc, segment_to_frame_scores
+from gclvad.evaluation.metrics import frame_auc
 from gclvad.gcl.checkpoint import StaleCheckpointError
 from gclvad.gcl.config import STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, from_dict, get_preset
 from gclvad.gcl.data import BadTrainingDataError, TrainingData, stage_batch_size
 from gclvad.gcl.store import ModelsFileError, load_models, save_models, score
 from gclvad.gcl.train import NonFiniteLossError, train
 from gclvad.gcl.variants import get_variant
-from gclvad.runs import RunSettings, stage_config, stage_params
+from gclvad.scoring.frames import segment_to_frame_scores
+from gclvad.stages.settings import RunSettings, stage_config, stage_params
 
 # On a shared 2-core machine two intra-op threads fight other processes; one is faster.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

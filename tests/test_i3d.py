@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from gclvad.errors import GclvadError
-from gclvad.extractors import i3d_checkpoint
-from gclvad.extractors.base import RandomWeightsWarning
-from gclvad.extractors.i3d import InceptionI3d, build_i3d, load_i3d, load_params_into, max_pool_same, same_padding
-from gclvad.extractors.i3d_checkpoint import load_i3d_params, package_checkpoint
+from gclvad.extract.networks import i3d_checkpoint
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.i3d import InceptionI3d, build_i3d, load_i3d, load_params_into, max_pool_same, same_padding
+from gclvad.extract.networks.i3d_checkpoint import load_i3d_params, package_checkpoint
 
 REFERENCE = Path(__file__).parent / "data" / "i3d_reference.npz"
 TOLERANCE = 1e-4

@@ -15,7 +15,8 @@ import torch
 from videos import make_video
 
 from gclvad.errors import GclvadError
-from gclvad.features import load_feature_set, merge_video_features, read_video_features, write_video_features
+from gclvad.features.feature_set import load_feature_set
+from gclvad.features.files import merge_video_features, read_video_features, write_video_features
 
 ATTRS = {"extractor": "r3d_18", "weights_sha256": "random", "segment_length": 16, "frames": 64, "padded_tail": 0}
 
@@ -110,7 +111,7 @@ def test_training_stops_at_the_first_non_finite_loss(variant, stage):
 
 
 def test_no_scores_file_or_csv_is_written_with_nan(tmp_path):
-    from gclvad.frame_scores import write_scores, write_scores_csv
+    from gclvad.scoring.frames import write_scores, write_scores_csv
 
     scores = {"score": np.array([0.1, np.nan, 0.3]), "g": np.array([1.0, 2.0, 3.0])}
     with pytest.raises(
@@ -127,7 +128,7 @@ def test_no_scores_file_or_csv_is_written_with_nan(tmp_path):
 
 def scoring_run(folder: Path, broken: bool = False) -> Path:
     """A run folder as the workflow leaves it (models.pt and its record), on r3d_18 random features."""
-    from gclvad.extractors.torchvision_models import MODELS
+    from gclvad.extract.networks.torchvision_models import MODELS
     from gclvad.gcl.models import build_models
     from gclvad.gcl.store import save_models
     from gclvad.gcl.variants import get_variant
@@ -148,7 +149,7 @@ def scoring_run(folder: Path, broken: bool = False) -> Path:
 
 
 def score(run: Path, video: Path, out: Path) -> int:
-    from gclvad.cli import main
+    from gclvad.cli.main import main
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gclvad import plots
-from gclvad.frame_scores import read_scores, write_scores, write_scores_csv
-from gclvad.run_results import aggregate_table, pick_videos
-from gclvad.segment_index import COLUMNS, read_segment_index, split_videos, write_segment_index
+from gclvad.datasets.segment_index import COLUMNS, read_segment_index, split_videos, write_segment_index
+from gclvad.evaluation import plots
+from gclvad.scoring.frames import read_scores, write_scores, write_scores_csv
+from gclvad.stages.figures import pick_videos
+from gclvad.stages.results import aggregate_table
 
 
 def _index(tmp_path, rows):

@@ -6,17 +6,8 @@ import numpy as np
 import pytest
 
 from gclvad.errors import GclvadError
-from gclvad.evaluate import segment_to_frame_scores
-from gclvad.postprocess import (
-    PostprocessConfig,
-    combine_crops,
-    gaussian_kernel,
-    gaussian_smooth,
-    normalised,
-    rank_normalise,
-    reference_ranks,
-    window_frame_scores,
-)
+from gclvad.scoring.frames import gaussian_kernel, gaussian_smooth, segment_to_frame_scores, window_frame_scores
+from gclvad.scoring.postprocess import PostprocessConfig, combine_crops, normalised, rank_normalise, reference_ranks
 
 
 def test_non_overlapping_windows_are_the_papers_protocol():
@@ -108,7 +99,7 @@ class _FixedMember:
 
 @pytest.mark.parametrize("how", ["z", "rank", "none"])
 def test_an_ensemble_averages_its_members_each_on_its_own_training_scale(how):
-    from gclvad.scorer import EnsembleScorer
+    from gclvad.scoring.scorer import EnsembleScorer
 
     post = PostprocessConfig(ensemble_normalise=how)
     # member b scores like member a, ten times larger: on their own scales they agree

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 from published_fixtures import SEGMENT, write_published
 
-from gclvad.datasets import load_dataset
+from gclvad.datasets.readers import load_dataset
+from gclvad.datasets.segment_index import build_segment_index, split_videos, write_segment_index
 from gclvad.errors import BadDatasetError, GclvadError
-from gclvad.evaluate import frame_metrics
-from gclvad.features import load_feature_set
-from gclvad.frame_scores import score_feature_set
+from gclvad.evaluation.metrics import frame_metrics
+from gclvad.features.feature_set import load_feature_set
 from gclvad.gcl.data import TrainingData
 from gclvad.gcl.store import score
 from gclvad.gcl.train import train
 from gclvad.gcl.variants import get_variant
-from gclvad.pipeline import link_published_features
-from gclvad.segment_index import build_segment_index, split_videos, write_segment_index
+from gclvad.scoring.scorer import score_feature_set
+from gclvad.stages.preparation import link_published_features
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CONVENTIONS = ("ucf_crime", "shanghaitech", "xd_violence")

@@ -10,14 +10,16 @@ import torch
 
 from gclvad.device import resolve_device
 from gclvad.errors import GclvadError
-from gclvad.extractors import EXTRACTOR_NAMES, RandomWeightsWarning, build_extractor, sha256_file
-from gclvad.extractors.resnext import (
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.registry import EXTRACTOR_NAMES, build_extractor
+from gclvad.extract.networks.resnext import (
     RESNEXT_PREPROCESSING,
     ResNeXt3D,
     build_resnext101,
     load_resnext,
 )
-from gclvad.extractors.speed import count_batchnorms, fold_batchnorm
+from gclvad.extract.networks.speed import count_batchnorms, fold_batchnorm
+from gclvad.weights import sha256_file
 
 # A same-family network small enough to run in milliseconds.
 SMALL = dict(layers=(1, 2, 1, 1), widths=(8, 16, 32, 64), cardinality=4, stem_channels=8, num_classes=10)

@@ -8,8 +8,8 @@ import yaml
 from gclvad.cleaning import CleaningConfig
 from gclvad.errors import GclvadError
 from gclvad.gcl.config import SECTIONS, STAGE_SECTIONS, BadConfigError, GCLConfig, Stage, get_preset
-from gclvad.postprocess import PostprocessConfig
-from gclvad.runs import (
+from gclvad.scoring.postprocess import PostprocessConfig
+from gclvad.stages.settings import (
     ENSEMBLE_PATTERN,
     Variant,
     ensemble_members,
@@ -168,7 +168,7 @@ def test_the_workflow_reads_settings_without_loading_torch():
     modules = set()
     for rules in (REPO / "workflow" / "rules").glob("*.smk"):
         modules |= set(re.findall(r"^from (gclvad[\w.]*) import", rules.read_text(), flags=re.M))
-    assert "gclvad.runs" in modules
+    assert "gclvad.stages.settings" in modules
     code = "import sys\n" + "".join(f"import {m}\n" for m in sorted(modules)) + "print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

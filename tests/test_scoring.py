@@ -1,4 +1,4 @@
-"""Scoring new videos with a trained run (gclvad.scoring, `gclvad score`, rule score_folder).
+"""Scoring new videos with a trained run (gclvad.scoring.footage, `gclvad score`, rule score_folder).
 
 One tiny run is trained once by the real workflow, with an r3d_18 weights file (a random
 initialisation saved by the test), so the sha256 check sees a real file. Its own scores of a
@@ -19,13 +19,14 @@ import torch
 import torchvision
 from videos import make_frame_folder, make_video
 
-from gclvad.cli import main
+from gclvad.cli.main import main
+from gclvad.decode.inputs import video_ids
 from gclvad.errors import GclvadError
-from gclvad.extractors import sha256_file
-from gclvad.features import read_video_features
-from gclvad.frame_scores import read_scores
+from gclvad.features.files import read_video_features
 from gclvad.gcl.store import load_models, read_models_metadata, save_models, score
-from gclvad.scoring import score_videos, video_ids
+from gclvad.scoring.footage import score_videos
+from gclvad.scoring.frames import read_scores
+from gclvad.weights import sha256_file
 from workflow import make_workdir, snakemake, tiny_config
 
 RUN = "results/demo/r3d_18/GCL_PT/seed0"

@@ -8,14 +8,14 @@ import pytest
 from videos import make_empty_file, make_text_file, make_video, truncate_copy
 
 from gclvad.datasets.base import FrameMask, Intervals, Video
-from gclvad.errors import BadDatasetError, GclvadError
-from gclvad.segment_index import (
+from gclvad.datasets.segment_index import (
     COLUMNS,
     build_segment_index,
     read_segment_index,
     usable_videos,
     write_segment_index,
 )
+from gclvad.errors import BadDatasetError, GclvadError
 
 
 @pytest.fixture

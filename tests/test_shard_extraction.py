@@ -20,14 +20,13 @@ import torch
 from shard_child import SMALL, jobs_for, small_resnext
 from videos import make_h264, make_text_file
 
-from gclvad.decoders import DecoderPool, DecodeTask, Failed, Finished, Segment
+from gclvad.decode.video import iter_segments
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.extraction import extract_video
-from gclvad.extraction_state import BAD, TODO, bad_marker_path, video_state
-from gclvad.extractors.base import RandomWeightsWarning
-from gclvad.extractors.resnext import build_resnext101
-from gclvad.features import read_video_features
-from gclvad.shard_extraction import (
+from gclvad.extract.decoders import DecoderPool, DecodeTask, Failed, Finished, Segment
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.resnext import build_resnext101
+from gclvad.extract.one_video import extract_video
+from gclvad.extract.shards import (
     VideoJob,
     _stage,
     decoder_count,
@@ -35,7 +34,8 @@ from gclvad.shard_extraction import (
     extract_shard,
     gather_batches,
 )
-from gclvad.video import iter_segments
+from gclvad.extract.state import BAD, TODO, bad_marker_path, video_state
+from gclvad.features.files import read_video_features
 
 CHILD = Path(__file__).with_name("shard_child.py")
 # Frames of the test videos: 2, 3, 4, 1, 3 segments of 16 (tails of 4, 8, 9, 0, 1 frames).
@@ -89,7 +89,7 @@ def test_features_and_attributes_equal_extract_video_bit_for_bit(extractor, vide
         assert got_attrs == expected_attrs
         assert got_attrs["precision"] == "fp32" and got_attrs["frames"] == LENGTHS[int(video.stem[1])]
         # Against all of a video's clips in one unpadded pass: equal up to the rounding that
-        # the batch size changes in oneDNN's kernels (see gclvad.extraction).
+        # the batch size changes in oneDNN's kernels (see gclvad.extract.one_video).
         clips = torch.stack([s.clip for s in iter_segments(video, extractor.preprocessing, 16)])
         np.testing.assert_allclose(got, extractor.extract(clips).numpy(), rtol=1e-4, atol=1e-5)
     assert one_at_a_time.batches == [3] * 6  # extract_video fills its last batch up too
@@ -121,7 +121,7 @@ def test_rerun_keeps_current_files_and_redoes_exactly_the_stale_ones(extractor, 
     cut = out / "v1.h5"
     cut.write_bytes(cut.read_bytes()[:800])
     v2 = read_video_features(out / "v2.h5")
-    from gclvad.features import write_video_features
+    from gclvad.features.files import write_video_features
 
     write_video_features(out / "v2.h5", v2[0], v2[1], dtype="float16")
     try:
@@ -312,7 +312,7 @@ def test_decoder_count():
 
 
 def test_without_a_terminal_progress_goes_to_the_log_as_lines(extractor, videos, tmp_path, caplog):
-    with caplog.at_level("INFO", logger="gclvad.shard_extraction"):
+    with caplog.at_level("INFO", logger="gclvad.extract.shards"):
         run_shard(extractor, videos[:2], tmp_path / "out")
     meters = [r.getMessage() for r in caplog.records if r.getMessage().startswith("extract resnext101:")]
     assert meters and "2/2" in meters[-1] and "clips/s" in meters[-1] and "\r" not in meters[-1]

@@ -11,9 +11,10 @@ import torchvision.models.video as tv_video
 from torch import nn
 
 from gclvad.errors import GclvadError
-from gclvad.extractors import RandomWeightsWarning, build_extractor
-from gclvad.extractors.speed import count_batchnorms
-from gclvad.extractors.torchvision_models import MODELS, torchvision_preprocessing
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.registry import build_extractor
+from gclvad.extract.networks.speed import count_batchnorms
+from gclvad.extract.networks.torchvision_models import MODELS, torchvision_preprocessing
 
 FEATURE_DIMS = {"r3d_18": 512, "mc3_18": 512, "r2plus1d_18": 512, "s3d": 1024, "mvit_v2_s": 768, "swin3d_t": 768}
 
@@ -110,7 +111,7 @@ def test_random_weights_give_the_same_network_in_every_build():
     # one extraction job per video: all must use the same untrained network
     import warnings
 
-    from gclvad.extractors import build_extractor
+    from gclvad.extract.networks.registry import build_extractor
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

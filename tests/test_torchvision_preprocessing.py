@@ -15,11 +15,11 @@ import pytest
 import torch
 import torchvision.models.video as tv_video
 
-from gclvad.extractors import build_extractor
-from gclvad.extractors.i3d import I3D_PREPROCESSING
-from gclvad.extractors.resnext import RESNEXT_PREPROCESSING
-from gclvad.preprocessing import Preprocessing
-from gclvad.video import iter_frames, iter_segments
+from gclvad.decode.preprocessing import Preprocessing
+from gclvad.decode.video import iter_frames, iter_segments
+from gclvad.extract.networks.i3d import I3D_PREPROCESSING
+from gclvad.extract.networks.registry import build_extractor
+from gclvad.extract.networks.resnext import RESNEXT_PREPROCESSING
 
 FRAMES = 16
 # 240 x 324: R3D's (128, 171) scales it down (antialiasing matters); Swin's shorter side 256

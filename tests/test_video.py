@@ -17,9 +17,9 @@ from videos import (
     make_video,
 )
 
+from gclvad.decode.preprocessing import Preprocessing
+from gclvad.decode.video import iter_frames, iter_segments, padded_tail, probe_video, segment_count
 from gclvad.errors import BadVideoError, GclvadError
-from gclvad.preprocessing import Preprocessing
-from gclvad.video import iter_frames, iter_segments, padded_tail, probe_video, segment_count
 
 NATIVE = Preprocessing(size=(24, 32), crop=(24, 32))  # no resize, no crop: pixels pass unchanged
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gclvad.datasets import generate_synthetic, load_dataset
-from gclvad.datasets.walkway import KINDS, _Video, generate_walkway, plan_walkway, spans_of, walkway_frames
+from gclvad.datasets.readers import generate_synthetic, load_dataset
+from gclvad.datasets.synthetic.walkway import KINDS, _Video, generate_walkway, plan_walkway, spans_of, walkway_frames
+from gclvad.decode.video import iter_frames, probe_video
 from gclvad.errors import GclvadError
-from gclvad.video import iter_frames, probe_video
 
 SIZE = (48, 64)
 TINY = {"n_train": 4, "n_test": 6, "frames": 160, "size": SIZE, "scenes": 2}

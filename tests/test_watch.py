@@ -1,4 +1,4 @@
-"""Live scoring (`gclvad watch`, gclvad.watch / alerts / stream / clips / live_segments).
+"""Live scoring (`gclvad watch`, gclvad.live.watcher / alerts / stream / clips / live_segments).
 
 Runs are trained inside the tests with the package's pipeline functions (`train_stage`, as
 the workflow's rules call it) on features of generated videos: a tiny random 3-D convolution
@@ -26,25 +26,21 @@ import psutil
 import pytest
 from watch_support import SEGMENT, textured_frames, tiny_extractor, train_run, wait_until_listening, write_ts
 
-from gclvad.alerts import (
-    CALIBRATION_FILE,
-    QUANTILE_LEVELS,
-    QUANTILES_KEY,
-    CausalSmoother,
-    EventDetector,
-    ScoredSegment,
-    calibrate_run,
-    run_threshold,
-)
-from gclvad.cli import main
+from gclvad.cli.main import main
 from gclvad.errors import GclvadError
-from gclvad.extractors import RandomWeightsWarning, build_extractor
-from gclvad.features import load_feature_set, read_video_features
+from gclvad.extract.networks.base import RandomWeightsWarning
+from gclvad.extract.networks.registry import build_extractor
+from gclvad.features.feature_set import load_feature_set
+from gclvad.features.files import read_video_features
 from gclvad.gcl.store import load_models, read_models_metadata, save_models, score
-from gclvad.scorer import load_scorer
-from gclvad.scoring import score_videos
-from gclvad.stream import SourceSettings, _Clock
-from gclvad.watch import WatchSettings, watch
+from gclvad.live.alerts import CausalSmoother, EventDetector, ScoredSegment
+from gclvad.live.calibration import calibrate_run
+from gclvad.live.source import SourceSettings, _Clock
+from gclvad.live.threshold import CALIBRATION_FILE, run_threshold
+from gclvad.live.watcher import WatchSettings, watch
+from gclvad.scoring.footage import score_videos
+from gclvad.scoring.quantiles import QUANTILE_LEVELS, QUANTILES_KEY
+from gclvad.scoring.scorer import load_scorer
 
 SENDER = Path(__file__).with_name("stream_sender.py")
 SIZE = (48, 64)
@@ -400,7 +396,7 @@ def test_memory_stays_flat_over_a_long_stream(tiny, tmp_path):
     port = free_udp_port()
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from gclvad.watch import watch, WatchSettings; from gclvad.stream import SourceSettings;"
+        "from gclvad.live.watcher import watch, WatchSettings; from gclvad.live.source import SourceSettings;"
         "from watch_support import tiny_extractor;"
         "s = WatchSettings(threshold=-1, clips=True, source=SourceSettings(read_timeout_s=2, give_up_after_s=1));"
         "print(watch(sys.argv[2], sys.argv[3], sys.argv[4], s, extractor=tiny_extractor())['frames'])"

@@ -47,7 +47,7 @@ def test_dataset_auc_reports_the_default_run(demo):
 def test_features_record_the_real_weights(demo):
     import h5py
 
-    from gclvad.extractors.i3d_checkpoint import package_checkpoint
+    from gclvad.extract.networks.i3d_checkpoint import package_checkpoint
 
     digest = hashlib.sha256(package_checkpoint().read_bytes()).hexdigest()
     with h5py.File(demo / "results/demo/features/i3d.h5", "r") as merged:

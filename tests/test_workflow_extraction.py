@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
-from gclvad.extraction import extract_video
-from gclvad.extractors import build_extractor
-from gclvad.features import load_feature_set, read_video_features
+from gclvad.extract.networks.registry import build_extractor
+from gclvad.extract.one_video import extract_video
+from gclvad.features.feature_set import load_feature_set
+from gclvad.features.files import read_video_features
 from workflow import make_workdir, planned_rules, snakemake, tiny_config, write_config
 
 MERGED = "results/demo/features/r3d_18.h5"

@@ -92,10 +92,10 @@ def test_extractor_facts_are_what_the_networks_accept():
     fewer, where the table says so; the table names exactly the extractors gclvad builds."""
     import torch
 
+    from gclvad.decode.preprocessing import _pair
     from gclvad.errors import GclvadError
-    from gclvad.extractor_facts import EXTRACTOR_FACTS, segment_length_problem
-    from gclvad.extractors import EXTRACTOR_NAMES, build_extractor
-    from gclvad.preprocessing import _pair
+    from gclvad.extract.facts import EXTRACTOR_FACTS, segment_length_problem
+    from gclvad.extract.networks.registry import EXTRACTOR_NAMES, build_extractor
 
     assert set(EXTRACTOR_FACTS) == set(EXTRACTOR_NAMES)
     before = torch.get_num_threads()

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import yaml
 
-from gclvad.alerts import QUANTILES_KEY
-from gclvad.features import load_feature_set
+from gclvad.datasets.segment_index import read_segment_index, split_videos
+from gclvad.features.feature_set import load_feature_set
 from gclvad.gcl.store import read_models_metadata
-from gclvad.scorer import load_scorer
-from gclvad.segment_index import read_segment_index, split_videos
+from gclvad.scoring.quantiles import QUANTILES_KEY
+from gclvad.scoring.scorer import load_scorer
 from workflow import make_workdir, planned_rules, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow

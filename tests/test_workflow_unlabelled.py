@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from gclvad.datasets.demo import generate_demo
-from gclvad.frame_scores import read_scores
+from gclvad.datasets.synthetic.demo import generate_demo
+from gclvad.scoring.frames import read_scores
 from workflow import make_workdir, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow

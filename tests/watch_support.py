@@ -16,13 +16,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gclvad.extraction import extract_video
-from gclvad.extractors.base import TorchExtractor
-from gclvad.features import merge_video_features
+from gclvad.decode.preprocessing import Preprocessing
+from gclvad.extract.networks.base import TorchExtractor
+from gclvad.extract.one_video import extract_video
+from gclvad.features.files import merge_video_features
 from gclvad.gcl.config import Stage
-from gclvad.pipeline import index_dataset, train_stage
-from gclvad.preprocessing import Preprocessing
-from gclvad.runs import run_settings, stage_params
+from gclvad.stages.preparation import index_dataset
+from gclvad.stages.settings import run_settings, stage_params
+from gclvad.stages.training import train_stage
 
 SEGMENT = 16
 TINY_PRESET = {

@@ -1,5 +1,5 @@
 # Config validation, the path layout, and the small functions that turn config into targets,
-# inputs and params. Settings are read through gclvad.runs, which does not import torch.
+# inputs and params. Settings are read through gclvad.stages.settings, which does not import torch.
 import hashlib
 import json
 import shutil
@@ -12,13 +12,10 @@ from snakemake.utils import min_version, validate
 from gclvad.cleaning import CleaningConfig
 from gclvad.datasets.base import VIDEO_ID_PATTERN
 from gclvad.errors import GclvadError
-from gclvad.extractor_facts import (
-    crop_count,
-    segment_length_problem,
-    unknown_extractor_problem,
-)
+from gclvad.decode.crops import crop_count
+from gclvad.extract.facts import segment_length_problem, unknown_extractor_problem
 from gclvad.gcl.config import Stage
-from gclvad.runs import (
+from gclvad.stages.settings import (
     ENSEMBLE_PATTERN,
     ensemble_members,
     models_variant,
@@ -108,7 +105,7 @@ def network_of(extractor):
 
 
 def check_extractor_names():
-    """Every `extractors:` entry must run a network gclvad has (gclvad.extractor_facts)."""
+    """Every `extractors:` entry must run a network gclvad has (gclvad.extract.facts)."""
     for name in config["extractors"]:
         problem = unknown_extractor_problem(network_of(name))
         if problem:
@@ -238,7 +235,7 @@ def get_train_on(wildcards):
 
 
 def get_crops(wildcards):
-    """How the dataset's segments with several crops are used (gclvad.features.CROP_USES)."""
+    """How the dataset's segments with several crops are used (gclvad.features.files.CROP_USES)."""
     return dataset_config(wildcards.dataset).get("crops", "mean")
 
 
@@ -249,16 +246,16 @@ def segment_index(dataset):
 
 
 # ---------------------------------------------------------------- extraction
-# One shard job extracts many videos in one process (gclvad.shard_extraction); its output is
+# One shard job extracts many videos in one process (gclvad.extract.shards); its output is
 # a small manifest, while the per-video feature files it writes are what merge_features reads.
 # Which videos still need extracting is decided here from the files themselves
-# (gclvad.extraction_state), so that only settings that change features re-extract, and
+# (gclvad.extract.state), so that only settings that change features re-extract, and
 # changing videos_per_job, decoders or batch_size re-runs nothing.
 import subprocess
 import sys
 import time
 
-from gclvad.extraction_state import DONE, TODO, Expected, video_state
+from gclvad.extract.state import DONE, TODO, Expected, video_state
 from gclvad.weights import RANDOM_WEIGHTS
 
 SHARD_MANIFEST = f"{FEATURES}/shards/{{shard}}.json"
@@ -395,7 +392,7 @@ def get_shard_sources(wildcards):
 
 
 def expected_feature_file(wildcards, segments):
-    """What a current per-video feature file holds (gclvad.extraction_state); the shard job
+    """What a current per-video feature file holds (gclvad.extract.state); the shard job
     also checks the weights' sha256 and the preprocessing, which this process cannot."""
     settings = extractor_config(wildcards.extractor)
     weights = settings["weights"]

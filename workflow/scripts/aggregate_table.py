@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.run_results import aggregate_table
+from gclvad.stages.results import aggregate_table
 
 with job_log(snakemake.log[0]):
     aggregate_table(auc_paths=snakemake.input, out_path=snakemake.output[0])

@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.pipeline import clean_training_features
+from gclvad.stages.training import clean_training_features
 
 with job_log(snakemake.log[0]):
     clean_training_features(

@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.run_results import ensemble_run
+from gclvad.stages.results import ensemble_run
 
 with job_log(snakemake.log[0]):
     ensemble_run(

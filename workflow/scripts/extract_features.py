@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.pipeline import extract_video_features
+from gclvad.stages.preparation import extract_video_features
 
 # The guard matters: decoder processes are forked from this process, and a process started
 # the other way (spawn) would run this script again.

@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.pipeline import link_published_features
+from gclvad.stages.preparation import link_published_features
 
 with job_log(snakemake.log[0]):
     link_published_features(

@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.run_results import plot_run
+from gclvad.stages.figures import plot_run
 
 with job_log(snakemake.log[0]):
     plot_run(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from gclvad.logs import job_log
-from gclvad.scoring import score_folder
+from gclvad.scoring.footage import score_folder
 
 with job_log(snakemake.log[0]):
     # The run's recorded weights are used (relative to the workflow folder), checked by sha256.

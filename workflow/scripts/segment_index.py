@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.pipeline import index_dataset
+from gclvad.stages.preparation import index_dataset
 
 with job_log(snakemake.log[0]):
     index_dataset(

@@ -1,5 +1,5 @@
 from gclvad.logs import job_log
-from gclvad.pipeline import cleaning_enrichment
+from gclvad.stages.training import cleaning_enrichment
 
 with job_log(snakemake.log[0]):
     cleaning_enrichment(

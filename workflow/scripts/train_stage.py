@@ -1,6 +1,6 @@
 # Every training rule: its name is the stage it runs (gclvad.gcl.config.Stage).
 from gclvad.logs import job_log
-from gclvad.pipeline import train_stage
+from gclvad.stages.training import train_stage
 
 with job_log(snakemake.log[0]):
     train_stage(

@@ -2,7 +2,7 @@
 
 Spec keys:
     train_list, test_list  list files of .npy paths (`ucf-i3d.list`, `ucf-i3d-test.list`,
-                 `shanghai-i3d-{train,test}-10crop.list`, XD-Violence's lists); see gclvad.rtfm
+                 `shanghai-i3d-{train,test}-10crop.list`, XD-Violence's lists); see gclvad.features.published
                  for the file and id conventions.
     feature_dir  folder below which the listed files are found by name.
     one source of frame labels for the test videos:
@@ -50,7 +50,7 @@ from gclvad.datasets.base import TEST, TRAIN, VIDEO_ID_PATTERN, FrameMask, Video
 from gclvad.datasets.generic import existing_dir, existing_file, spec_path
 from gclvad.datasets.ucf_crime import read_temporal_annotations, test_annotation
 from gclvad.errors import BadDatasetError, GclvadError
-from gclvad.npy_features import video_shape
+from gclvad.features.npy import video_shape
 
 FORMAT = "features"
 _CROP_SUFFIX = re.compile(r"__(\d+)$")

@@ -35,8 +35,8 @@ from gclvad.datasets.generic import (
     read_lines,
     spec_path,
 )
+from gclvad.decode.video import VIDEO_SUFFIXES
 from gclvad.errors import BadDatasetError
-from gclvad.video import VIDEO_SUFFIXES
 
 NORMAL_PREFIX = "Normal_Videos"
 NORMAL_CLASS = "Normal"

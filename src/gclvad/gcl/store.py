@@ -5,7 +5,7 @@ GCLConfig as a dict, the feature dimension, the two state dicts (D's is None for
 autoencoders) and free metadata (training log, cleaning summary, feature provenance). It is
 read with `torch.load(weights_only=True)`, so a file holding any other pickled object is
 refused without running it. Each training stage of the workflow writes one (G_pretrained.pt,
-D_pretrained.pt, models.pt); scoring (`gclvad.scoring`, `frame_scores`) reads them.
+D_pretrained.pt, models.pt); scoring (`gclvad.scoring.footage`, `frame_scores`) reads them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gclvad.gcl.config import from_dict
 from gclvad.gcl.models import Discriminator, Generator, Models, autocast, reconstruction_error
 
 MODELS_FORMAT = "gclvad-gcl-models/1"
-ENSEMBLE_FORMAT = "gclvad-gcl-ensemble/1"  # several runs' networks (gclvad.scorer); same metadata
+ENSEMBLE_FORMAT = "gclvad-gcl-ensemble/1"  # several runs' networks (gclvad.scoring.scorer); same metadata
 WRITTEN_BY = (
     "the workflow's training rules write it (models.pt: the run's last training stage; "
     "G_pretrained.pt and D_pretrained.pt: the pre-training stages), as does gclvad.gcl.store.save_models"

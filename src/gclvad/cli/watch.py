@@ -1,0 +1,179 @@
+"""The `gclvad watch` and `gclvad calibrate` commands: arguments, signals, exit status.
+
+Exit status of watch: 0 when it ended cleanly (end of a file, Ctrl-C or SIGTERM: the current
+event is closed and every file is complete), 2 for bad input, 3 when a stream stayed lost
+longer than --give-up-after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from gclvad.live.source import SourceSettings
+from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_QUANTILE
+from gclvad.scoring.quantiles import QUANTILE_LEVELS
+
+log = logging.getLogger(__name__)
+
+GAVE_UP = 3
+# watch's plain options: flag, type, default, help.
+_WATCH_OPTIONS = (
+    ("--hold", float, 2.0, "seconds below the threshold before an alert closes"),
+    (
+        "--smooth-segments",
+        int,
+        0,
+        "alert on a causal exponentially weighted mean of the scores over about N segments (0: off)",
+    ),
+    ("--clip-seconds", float, 3.0, "clip seconds before an event and after it closed"),
+    ("--clip-buffer-mb", int, 256, "most decoded video kept in memory for clips"),
+    (
+        "--max-queued",
+        int,
+        None,
+        "segments waiting for scoring before a live source drops whole ones (default 2 batches)",
+    ),
+    ("--batch-size", int, None, "segments per extractor call when several wait (default: the run's)"),
+    ("--read-timeout", float, 5.0, "seconds without data before a stream counts as lost"),
+    ("--max-backoff", float, 30.0, "longest wait between reconnections, seconds"),
+    ("--give-up-after", float, None, "stop (exit 3) after a stream has been lost this many seconds (default never)"),
+)
+
+
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def add_parsers(commands) -> None:
+    """Add `watch` and `calibrate` to the `gclvad` subcommands."""
+    watch = commands.add_parser(
+        "watch",
+        help="score a live stream, camera or file as it plays, with alerts",
+        description="Score every segment of a live source with a trained run as it arrives; write "
+        "OUT/scores.csv (one row per segment), OUT/events.jsonl (alerts opening and closing), "
+        "OUT/events/event_NNNN.png (and .mp4 with --clips) and OUT/summary.json. Stops cleanly on "
+        "Ctrl-C or SIGTERM (exit 0), at the end of a file, or (exit 3) when a stream stays lost "
+        "longer than --give-up-after.",
+    )
+    watch.add_argument("run", type=Path, help="a trained run folder (holds models.pt)")
+    watch.add_argument(
+        "source", help="what FFmpeg opens: rtsp://..., udp://@:5000, http(s)://.../x.m3u8, /dev/video0, or a video file"
+    )
+    watch.add_argument("-o", "--out", type=Path, default=Path("watch"), help="output folder (default: watch)")
+    watch.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
+    watch.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    watch.add_argument(
+        "--weights", help="extractor weights file (or 'random' / 'package'), if not where the run recorded them"
+    )
+    level = watch.add_mutually_exclusive_group()
+    level.add_argument(
+        "--quantile",
+        type=float,
+        default=DEFAULT_QUANTILE,
+        help=f"alert threshold = this quantile of the run's scores on its training segments (default "
+        f"{DEFAULT_QUANTILE}; recorded: {', '.join(f'{q:g}' for q in QUANTILE_LEVELS)})",
+    )
+    level.add_argument("--threshold", type=float, help="alert threshold as a score value instead")
+    for flag, kind, default, text in _WATCH_OPTIONS:
+        shown = "" if default is None else f" (default {default:g})"
+        watch.add_argument(flag, type=kind, default=default, help=text + shown)
+    watch.add_argument("--clips", action="store_true", help="save each event as OUT/events/event_NNNN.mp4")
+    watch.add_argument("--format", help="FFmpeg input format (demuxer), e.g. v4l2, mpegts; default: guessed")
+    watch.add_argument(
+        "-O",
+        "--input-option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="FFmpeg input option (repeatable), e.g. -O rtsp_transport=udp -O fifo_size=100000",
+    )
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="record a run's training score distribution (alert threshold), for runs trained before it was recorded",
+        description=f"Score the run's training features with its final model and write RUN/{CALIBRATION_FILE} "
+        "(quantiles of the scores) for `gclvad watch`; the models file is not changed.",
+    )
+    calibrate.add_argument("run", type=Path, help="a trained run folder (holds models.pt)")
+    calibrate.add_argument(
+        "--features", type=Path, help="merged feature file (default: results/{dataset}/features/{extractor}.h5)"
+    )
+    calibrate.add_argument("--index", type=Path, help="segment index (default: results/{dataset}/segments.tsv)")
+    calibrate.add_argument(
+        "--train-on", nargs="+", default=["train"], help="the dataset's training splits (default: train)"
+    )
+    calibrate.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N")
+
+
+def _settings(args):
+    from gclvad.live.watcher import WatchSettings
+
+    source = SourceSettings(
+        realtime=args.realtime,
+        input_format=args.format,
+        options=dict(args.input_option),
+        read_timeout_s=args.read_timeout,
+        max_backoff_s=args.max_backoff,
+        give_up_after_s=args.give_up_after,
+    )
+    return WatchSettings(
+        quantile=args.quantile,
+        threshold=args.threshold,
+        hold_s=args.hold,
+        smooth_segments=args.smooth_segments,
+        clips=args.clips,
+        clip_margin_s=args.clip_seconds,
+        clip_buffer_mb=args.clip_buffer_mb,
+        max_queued=args.max_queued,
+        batch_size=args.batch_size,
+        source=source,
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event):
+    """While in the block, the first Ctrl-C or SIGTERM sets `stop` (a clean stop); a second one
+    acts as it would without. The handlers before are put back after the block."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def request_stop(signum, _frame):
+        name = signal.Signals(signum).name
+        log.warning("%s: closing the current event and stopping (send it again to stop at once)", name)
+        stop.set()
+        signal.signal(signum, previous[signum])
+
+    for signum in previous:
+        signal.signal(signum, request_stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_watch(args) -> int:
+    from gclvad.live.watcher import watch
+
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        summary = watch(
+            args.run, args.source, args.out, _settings(args), weights=args.weights, device=args.device, stop=stop
+        )
+    print(args.out / "summary.json")
+    return GAVE_UP if summary["stopped_by"] == "gave up" else 0
+
+
+def run_calibrate(args) -> int:
+    from gclvad.live.calibration import calibrate_run
+
+    print(calibrate_run(args.run, args.features, args.index, tuple(args.train_on), device=args.device))
+    return 0

@@ -1,0 +1,203 @@
+"""A trained run, opened for scoring new footage: its record, its extractor, its scorer.
+
+A run (results/{dataset}/{extractor}/{variant}/seed{seed}/) records in its models.pt which
+extractor made its features (name, weights, precision, batch size, stored dtype), the segment
+length, and the sha256 of the weights and the preprocessing of those features. Opening it
+builds the same extractor and refuses weights whose sha256 differs (features of other
+weights would make the scores meaningless), and loads the scorer the run delivers with.
+`gclvad score` and `gclvad watch` both open runs with `open_run`.
+
+"random" weights (untrained network, tests only) are a marker, not a file: a run trained on
+random features accepts only that marker, and a run trained on a weights file never accepts it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gclvad.device import resolve_device
+from gclvad.errors import GclvadError
+from gclvad.extract.networks.registry import build_extractor
+from gclvad.gcl.store import read_models_metadata
+from gclvad.scoring.postprocess import PostprocessConfig
+from gclvad.scoring.scorer import EnsembleScorer, RunScorer, load_scorer
+from gclvad.weights import MARKERS, RANDOM_WEIGHTS, sha256_file
+
+log = logging.getLogger(__name__)
+
+MODELS_FILE = "models.pt"
+# Written by the workflow's score_run beside scores.h5: how the run's scores are
+# post-processed, how its crops are used, and which models file scores (a variant that only
+# post-processes differently scores with its training variant's networks).
+POSTPROCESS_FILE = "postprocess.json"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How a run's features were made, as its models file records it."""
+
+    models_path: Path
+    extractor: dict  # name, weights, precision, batch_size, dtype
+    segment_length: int
+    weights_sha256: str
+    preprocessing: str | None
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    crops: str = "mean"  # how the run used features with several crops per segment
+    segment_stride: int = 0  # frames between window starts (the segment length: consecutive)
+    scoring: dict = field(default_factory=dict)  # the workflow's postprocess.json of the run, if any
+
+    def __post_init__(self) -> None:
+        if not self.segment_stride:
+            object.__setattr__(self, "segment_stride", self.segment_length)
+
+    @property
+    def folder(self) -> Path:
+        return self.models_path.parent
+
+
+# ---------------------------------------------------------------- the run
+
+
+def read_run(run: str | Path) -> RunRecord:
+    """The record of a run folder (or of its models.pt given directly)."""
+    run = Path(run)
+    folder = run.parent if run.is_file() else run
+    scoring = json.loads((folder / POSTPROCESS_FILE).read_text()) if (folder / POSTPROCESS_FILE).is_file() else {}
+    models_path = run if run.is_file() else folder / scoring.get("models", MODELS_FILE)
+    if not models_path.is_file():
+        raise GclvadError(
+            f"{run}: not a trained run (expected {models_path}, written by the workflow's rule gcl_loop, "
+            "autoencoder or ensemble)"
+        )
+    metadata = read_models_metadata(models_path)
+    if metadata.get("weights_sha256") == "published":
+        raise GclvadError(
+            f"{models_path}: the run was trained on published features ({metadata.get('feature_source', '?')}); "
+            "scoring new videos extracts their features, which needs a run trained on features gclvad "
+            "extracted itself (a dataset of videos)"
+        )
+    missing = [key for key in ("extractor", "segment_length", "weights_sha256") if key not in metadata]
+    if missing:
+        raise GclvadError(
+            f"{models_path}: records no {', '.join(missing)} (models saved outside the workflow); "
+            "only runs trained by the workflow can score new videos"
+        )
+    return RunRecord(
+        models_path=models_path,
+        extractor=dict(metadata["extractor"]),
+        segment_length=int(metadata["segment_length"]),
+        weights_sha256=metadata["weights_sha256"],
+        preprocessing=metadata.get("preprocessing"),
+        postprocess=PostprocessConfig(**scoring.get("postprocess", {})),
+        crops=scoring.get("crops", metadata.get("crops", "mean")),
+        segment_stride=int(metadata.get("segment_stride") or metadata["segment_length"]),
+        scoring=scoring,
+    )
+
+
+# ---------------------------------------------------------------- the extractor and its weights
+
+
+def weights_argument(weights: str | Path | None, record: RunRecord) -> str | Path:
+    """What build_extractor takes: the "random" or "package" marker, or an existing file.
+
+    `weights` (None: the run's recorded weights) is read relative to the current folder.
+    """
+    given = weights is not None
+    text = str(weights if given else record.extractor.get("weights", ""))
+    if text in MARKERS:
+        return text
+    path = Path(text).absolute()
+    if not text or not path.is_file():
+        if given:
+            raise GclvadError(f"weights file {path} does not exist")
+        raise GclvadError(
+            f"{record.models_path}: the run was trained with extractor weights {text!r}, which are not at "
+            f"{path} (relative paths are read from the current folder); pass --weights "
+            "(weights= in Python) with the path of that file"
+        )
+    return path
+
+
+def check_weights_digest(digest: str, weights: str | Path, record: RunRecord) -> None:
+    """Refuse weights other than those the run's features were extracted with."""
+    if digest != record.weights_sha256:
+        raise GclvadError(
+            f"weights {weights} have sha256 {digest}, but run {record.folder} was trained on features of weights "
+            f"with sha256 {record.weights_sha256} ({record.extractor.get('weights')}); features of other weights "
+            "would make its scores meaningless: pass the weights the run was trained with"
+        )
+
+
+def build_run_extractor(record: RunRecord, weights: str | Path | None, device: str):
+    """The run's extractor, with its weights checked by sha256 (before loading, where a file)."""
+    argument = weights_argument(weights, record)
+    if isinstance(argument, Path):
+        check_weights_digest(sha256_file(argument), argument, record)
+    elif argument == RANDOM_WEIGHTS:
+        check_weights_digest(RANDOM_WEIGHTS, argument, record)
+        log.warning(
+            "run %s was trained on features of an untrained (random) network; its scores of new videos "
+            "match its own only where the random network is rebuilt identically (tests only)",
+            record.folder,
+        )
+    extractor = build_extractor(
+        record.extractor["name"],
+        argument,
+        device=device,
+        precision=record.extractor.get("precision", "fp32"),
+        crops=record.extractor.get("crops", "centre"),
+    )
+    # "package" is hashed by the builder; for the others this confirms what was checked above.
+    check_weights_digest(extractor.weights_sha256, argument, record)
+    described = extractor.preprocessing.describe()
+    if record.preprocessing is not None and described != record.preprocessing:
+        raise GclvadError(
+            f"run {record.folder} was trained on frames prepared as {record.preprocessing!r}, but extractor "
+            f"{extractor.name!r} now prepares them as {described!r}; its scores would not be comparable"
+        )
+    return extractor
+
+
+def check_given_extractor(extractor, record: RunRecord) -> None:
+    """An extractor built by the caller must be the one the run's features came from."""
+    check_weights_digest(extractor.weights_sha256, f"of extractor {extractor.name!r}", record)
+    described = extractor.preprocessing.describe()
+    if record.preprocessing is not None and described != record.preprocessing:
+        raise GclvadError(
+            f"extractor {extractor.name!r} prepares frames as {described!r}, the run's as {record.preprocessing!r}"
+        )
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run opened for scoring: its record, its extractor (weights checked), its scorer."""
+
+    record: RunRecord
+    extractor: object  # a gclvad.extract.networks.base.Extractor
+    scorer: RunScorer | EnsembleScorer
+    device: str
+
+
+def open_run(
+    run: str | Path | RunRecord, weights: str | Path | None = None, device: str = "auto", extractor=None
+) -> TrainedRun:
+    """The run folder (or its models.pt, or its record) `run`, ready to score: the extractor its
+    features came from (built with `weights`, default the recorded ones, or the given
+    `extractor`, checked against the run) and its scorer, both on `device`."""
+    record = run if isinstance(run, RunRecord) else read_run(run)
+    resolved = str(resolve_device(device))
+    if extractor is None:
+        extractor = build_run_extractor(record, weights, resolved)
+    else:
+        check_given_extractor(extractor, record)
+    scorer = load_scorer(record.models_path, record.postprocess, device=resolved)
+    if scorer.dim != extractor.dim:
+        raise GclvadError(
+            f"{record.models_path}: the networks take {scorer.dim}-d features but extractor "
+            f"{extractor.name!r} gives {extractor.dim}-d ones"
+        )
+    return TrainedRun(record, extractor, scorer, resolved)
