@@ -217,7 +217,7 @@ _EVERY_SECTION_CHANGED = {
 @pytest.mark.parametrize("variant", ["GCL_PT", "GCL_B", "AE_TD", "GCL_WS~supervision=50"])
 def test_stages_run_as_jobs_with_their_params_equal_one_call(tiny, tmp_path, variant):
     # The workflow runs each stage as a job that gets only the sections it reads
-    # (runs.stage_params), handing the networks over in files; that must give the bits one
+    # (gclvad.stages.settings.stage_params), handing the networks over in files; that must give the bits one
     # uninterrupted call with the whole config gives.
     train_set, test_set = tiny
     name, _, fraction = variant.partition("~supervision=")

@@ -82,7 +82,7 @@ def train_stage(
 ) -> None:
     """Run one training stage of a run and store its networks (with the log so far).
 
-    params: the stage's settings and seed (runs.stage_params); the sections a stage does not
+    params: the stage's settings and seed (gclvad.stages.settings.stage_params); the sections a stage does not
     read keep their defaults, which it never looks at. labels_spec: the dataset's reader
     spec, read only by stages of label-reading variants. A checkpoint is written every epoch
     and removed once the stage's networks are stored. The final stage also records the
