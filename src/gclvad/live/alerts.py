@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gclvad.errors import GclvadError
 
 # ---------------------------------------------------------------- causal smoothing
@@ -140,3 +142,30 @@ class EventDetector:
         event.closed, event.closed_at, event.closed_by = segment, when, reason
         self.current = None
         return event
+
+
+# ---------------------------------------------------------------- alerts of a recorded video
+
+
+def replay_alerts(
+    segment_scores, segment_length: int, frames: int, fps: float, threshold: float, hold_s: float, smooth_segments=0
+) -> list[Event]:
+    """The events `gclvad watch` would raise on a video whose consecutive segments scored
+    `segment_scores`: the same smoother and detector, stream time from the frame rate, and
+    the event still open at the video's end closed there ("end of stream")."""
+    if fps <= 0:
+        raise GclvadError(f"replaying alerts needs the video's frame rate; got {fps}")
+    detector = EventDetector(threshold, hold_s)
+    smoother = CausalSmoother(smooth_segments) if smooth_segments > 1 else None
+    events, segment = [], None
+    for index, value in enumerate(np.asarray(segment_scores, dtype=np.float64).reshape(-1)):
+        first = index * segment_length
+        last = min(first + segment_length, frames) - 1
+        alerting = smoother(float(value)) if smoother is not None else float(value)
+        segment = ScoredSegment(
+            index, first, last, first / fps, (last + 1) / fps, (last + 1) / fps, (last + 1) / fps, alerting
+        )
+        _, closed = detector.update(segment)
+        events += [closed] if closed is not None else []
+    final = detector.close("end of stream", segment.scored if segment is not None else 0.0)
+    return events + ([final] if final is not None else [])

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from gclvad.errors import GclvadError
 from gclvad.scoring.quantiles import QUANTILES_KEY
 from gclvad.weights import sha256_file
@@ -57,6 +59,61 @@ def quantile_threshold(record: Mapping, quantile: float, where: str) -> Threshol
         ),
         quantile=quantile,
     )
+
+
+# Rules that make an alert threshold of a run's training-score record, no labels looked at:
+# "quantile:Q" (a recorded level), "mad:K" (median + K robust standard deviations: 1.4826 x
+# the median absolute deviation, which the anomalies among the training segments barely
+# move), "otsu" (the split of the distribution into two classes of largest between-class
+# variance) and "gmm" (where a two-component Gaussian mixture's upper component takes over).
+THRESHOLD_RULES = ("quantile:0.99", "quantile:0.95", "mad:3", "mad:4", "mad:5", "otsu", "gmm")
+_MAD_TO_STD = 1.4826  # the MAD of a normal distribution times this is its standard deviation
+
+
+def rule_threshold(record: Mapping, rule: str, where: str) -> Threshold:
+    """The threshold `rule` (see THRESHOLD_RULES) gives for a run's training-score record."""
+    name, _, argument = rule.partition(":")
+    if name == "quantile":
+        return quantile_threshold(record, float(argument), where)
+    if name not in ("mad", "otsu", "gmm"):
+        raise GclvadError(f"unknown threshold rule {rule!r}; known: quantile:Q, mad:K, otsu, gmm")
+    if "distribution" not in record:
+        raise GclvadError(
+            f"{where}: the run's training-score record has no distribution (it was recorded before gclvad "
+            f"kept one), so rule {rule!r} cannot be computed: run `gclvad calibrate` on the run, or use --quantile"
+        )
+    if name == "mad":
+        value = record["median"] + float(argument) * _MAD_TO_STD * record["mad"]
+        how = f"median + {float(argument):g} robust standard deviations"
+    elif name == "otsu":
+        value, how = otsu_split(np.asarray(record["distribution"])), "Otsu's split"
+    else:
+        value, how = mixture_split(np.asarray(record["distribution"])), "the two-component mixture's split"
+    origin = f"{how} of the run's scores ({_score_words(record)}) on its {record['count']} training segments ({where})"
+    return Threshold(value=float(value), origin=origin)
+
+
+def otsu_split(values: np.ndarray) -> float:
+    """The value splitting sorted `values` into two classes of largest between-class variance."""
+    values = np.sort(values)
+    count = np.arange(1, len(values))
+    low_mean = np.cumsum(values)[:-1] / count
+    high_mean = (values.sum() - np.cumsum(values)[:-1]) / (len(values) - count)
+    between = count * (len(values) - count) * (high_mean - low_mean) ** 2
+    best = int(np.argmax(between))
+    return float((values[best] + values[best + 1]) / 2)
+
+
+def mixture_split(values: np.ndarray) -> float:
+    """Where a two-component Gaussian mixture fitted to `values` gives the upper component
+    more than half the posterior, above the lower component's mean."""
+    from sklearn.mixture import GaussianMixture  # scikit-learn is slow to import; only this rule needs it
+
+    mixture = GaussianMixture(2, random_state=0).fit(values.reshape(-1, 1))
+    upper = int(np.argmax(mixture.means_.ravel()))
+    grid = np.linspace(float(mixture.means_.min()), float(values.max()), 2001)
+    over = np.flatnonzero(mixture.predict_proba(grid.reshape(-1, 1))[:, upper] > 0.5)
+    return float(grid[over[0]]) if over.size else float(values.max())
 
 
 def read_calibration(models_path: Path) -> dict | None:
