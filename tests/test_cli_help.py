@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 import pytest
 from videos import make_frame_folder, make_video
 
