@@ -193,9 +193,27 @@ def test_generic_reader_refuses_unsafe_ids_naming_the_line(tmp_path, video_id):
 
 
 def test_every_unsafe_id_of_a_manifest_is_listed_at_once(tmp_path):
+    make_video(tmp_path / "a.mkv", 20)
     (tmp_path / "videos.csv").write_text("video,path\na/b,a.mkv\nok,a.mkv\n.x,a.mkv\n")
     with pytest.raises(BadDatasetError, match=r"2 problems:\n  line 2: video id 'a/b'.*\n  line 4: video id '.x'"):
         load_dataset({"format": "generic", "manifest": str(tmp_path / "videos.csv")})
+
+
+def test_an_unsafe_id_hides_neither_duplicates_nor_missing_files(tmp_path):
+    """The manifest is refused for its unsafe id; the same error names what else is wrong
+    with it, so that one fix-and-rerun round is enough."""
+    make_video(tmp_path / "a.mkv", 20)
+    (tmp_path / "videos.csv").write_text("video,path\nbad id,a.mkv\ntwin,a.mkv\ntwin,a.mkv\ngone,gone.mp4\n")
+    with pytest.raises(BadDatasetError) as caught:
+        load_dataset({"format": "generic", "manifest": str(tmp_path / "videos.csv")})
+    assert caught.value.path == tmp_path / "videos.csv"
+    assert caught.value.problem.splitlines() == [
+        "3 problems:",
+        "  line 2: video id 'bad id' is not allowed: ids name result files, so they hold letters, digits, "
+        "'_', '-' and '.' only, not starting with '.'",
+        "  line 5: not found: the manifest gives 'gone.mp4' (relative paths are read from its folder)",
+        "  lines 3, 4: video id 'twin' is listed more than once (ids name result files)",
+    ]
 
 
 def test_ucf_crime_and_shanghaitech_lists_refuse_unsafe_ids(tmp_path):

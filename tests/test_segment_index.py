@@ -105,3 +105,59 @@ def test_unknown_policy_and_duplicate_ids(mixed_videos):
     duplicate = f"listed more than once.*\n  good: {mixed_videos[0].source}, videos.csv line 3"
     with pytest.raises(GclvadError, match=duplicate):
         build_segment_index(twice, 16, on_bad_video="skip")
+
+
+# ---------------------------------------------------------------- MPEG-TS cut inside its last frame
+
+TS_PACKET = 188
+
+
+def transport_stream(path, frames: int, keep_of_last: int | None = None, size=(64, 96)):
+    """An MPEG-4 video in MPEG-TS, muxed packet by packet. keep_of_last: the last frame's
+    packet keeps only its first bytes, as when a recorder is killed just after starting to
+    write that frame: the file still ends on a transport-packet boundary."""
+    from fractions import Fraction
+
+    import av
+
+    encoder = av.CodecContext.create("mpeg4", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = size[1], size[0], "yuv420p"
+    encoder.time_base, encoder.framerate = Fraction(1, 25), 25
+    packets = []
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(np.random.default_rng(i).integers(0, 256, (*size, 3), np.uint8), "rgb24")
+        frame.pts = i
+        packets += encoder.encode(frame)
+    packets += encoder.encode(None)
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
+        for n, packet in enumerate(packets):
+            if keep_of_last is not None and n == len(packets) - 1:
+                cut = av.Packet(bytes(packet)[:keep_of_last])
+                cut.pts, cut.dts, cut.time_base = packet.pts, packet.dts, packet.time_base
+                packet = cut
+            packet.stream = stream
+            container.mux(packet)
+    return path
+
+
+def test_a_transport_stream_whose_last_frame_decodes_to_nothing_is_truncated(tmp_path):
+    """Only the first 8 bytes of frame 29 made it into the file: its packet is demuxed but
+    decodes to no picture, and neither the byte count (whole 188-byte packets) nor the
+    container (MPEG-TS declares no length) shows the cut."""
+    cut = transport_stream(tmp_path / "cut.ts", 30, keep_of_last=8)
+    assert cut.stat().st_size % TS_PACKET == 0
+    index = build_segment_index([Video("cut", cut)], segment_length=16)
+    row = index.iloc[0]
+    assert (row.status, row.frames, row.segments) == ("truncated", 29, 2)
+    assert row.reason == (
+        "decoding stopped at frame 29: the data of the last 1 of the file's 30 frames decoded to no picture "
+        "(file cut short inside a frame)"
+    )
+
+
+def test_an_intact_transport_stream_is_ok(tmp_path):
+    whole = transport_stream(tmp_path / "whole.ts", 30)
+    row = build_segment_index([Video("whole", whole)], segment_length=16).iloc[0]
+    assert (row.status, row.frames, row.reason) == ("ok", 30, "")

@@ -61,7 +61,9 @@ def add_parsers(commands) -> None:
         "OUT/scores.csv (one row per segment), OUT/events.jsonl (alerts opening and closing), "
         "OUT/events/event_NNNN.png (and .mp4 with --clips) and OUT/summary.json. Stops cleanly on "
         "Ctrl-C or SIGTERM (exit 0), at the end of a file, or (exit 3) when a stream stays lost "
-        "longer than --give-up-after.",
+        "longer than --give-up-after. Bad input is a source that cannot be opened (not found, a folder, "
+        "not a video, no video stream): exit 2 with an error naming it and the problem; watch reads one "
+        "source, so there is nothing to skip (no --on-bad-video), and a stream that drops is reconnected.",
     )
     watch.add_argument("run", type=Path, help="a trained run folder (holds models.pt)")
     watch.add_argument(

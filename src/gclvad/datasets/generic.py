@@ -16,7 +16,9 @@ Every line is checked before anything is raised, so one error lists every bad li
 listed video whose file is missing is not an error of the manifest: it becomes a `Video`
 with a `problem`, which the segment index reports (and `on_bad_video: skip` skips) like a
 video that does not decode. Duplicate ids are reported by the segment index too, with
-their line numbers, beside every other problem.
+their line numbers, beside every other problem. When the manifest itself is bad (an unsafe
+id, a bad split or label), its error lists the missing files and duplicate ids as well, so
+one pass shows every problem.
 
 This module also holds the small helpers (spec keys, list files, collected line errors)
 that the other readers share.
@@ -126,27 +128,48 @@ def read_generic(spec: dict) -> list[Video]:
 
     videos, problems = [], []
     for line, row in zip(table.index, table.itertuples(index=False), strict=True):
-        try:
-            videos.append(_video_of_row(row._asdict(), line, manifest, annotations))
-        except BadDatasetError as error:
-            problems.append(error.problem)
+        videos.append(_video_of_row(row._asdict(), line, manifest, annotations, problems))
+    if problems:  # the manifest is refused: name what the segment index would have said too
+        problems += [
+            f"{video.listed_at.removeprefix(f'{manifest} ')}: {video.problem}" for video in videos if video.problem
+        ]
+        problems += _duplicate_ids(table)
     raise_line_errors(manifest, problems)
     return videos
 
 
-def _video_of_row(row: dict, line: int, manifest: Path, annotations: dict[str, Intervals]) -> Video:
-    video_id = row["video"]
-    problem = video_id_problem(video_id)
-    if problem:
-        raise BadDatasetError(manifest, f"line {line}: {problem}")
-    split = _split_of(row.get("split", ""), line, manifest)
-    label = _label_of(row.get("label", ""), line, manifest)
-    source, missing = _source_of(row["path"], line, manifest)
+def _duplicate_ids(table: pd.DataFrame) -> list[str]:
+    lines_of: dict[str, list[int]] = {}
+    for line, video_id in zip(table.index, table["video"], strict=True):
+        lines_of.setdefault(video_id, []).append(line)
+    return [
+        f"lines {', '.join(map(str, lines))}: video id {video_id!r} is listed more than once (ids name result files)"
+        for video_id, lines in lines_of.items()
+        if len(lines) > 1
+    ]
+
+
+def _noted(problems: list[str], check, *arguments):
+    """check(*arguments), or None after noting its BadDatasetError in `problems`: every
+    column of a line is checked, not only up to the first bad one."""
+    try:
+        return check(*arguments)
+    except BadDatasetError as error:
+        problems.append(error.problem)
+        return None
+
+
+def _video_of_row(row: dict, line: int, manifest: Path, annotations: dict[str, Intervals], problems: list) -> Video:
+    """The line's video; what is wrong with the line goes to `problems` (the file missing
+    goes to the video's `problem` instead)."""
+    video_id = checked_id(row["video"], line, problems)
+    split = _noted(problems, _split_of, row.get("split", ""), line, manifest)
+    label = _noted(problems, _label_of, row.get("label", ""), line, manifest)
+    source, missing = _noted(problems, _source_of, row["path"], line, manifest) or (manifest.parent, "")
     annotation = annotations.get(video_id)
     if annotation is not None and label == 0:
-        raise BadDatasetError(
-            manifest,
-            f"line {line}: video {video_id} has label 0 (normal) but anomalous intervals in {annotation.source}",
+        problems.append(
+            f"line {line}: video {video_id} has label 0 (normal) but anomalous intervals in {annotation.source}"
         )
     return Video(
         id=video_id, source=source, split=split, label=label, annotation=annotation,

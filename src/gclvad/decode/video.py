@@ -19,7 +19,8 @@ reported as ``truncated``; a source from which no frame can be decoded raises
   missing or broken data) at the very end, as for a last frame whose bytes were cut off;
 * fewer frames than the container declares (.mp4, .avi: a frame count; .mkv/.webm: a
   duration);
-* an MPEG-TS file that ends inside a transport packet (a cut download).
+* an MPEG-TS file that ends inside a transport packet (a cut download), or whose last
+  frame's data decodes to no frame at all (cut on a packet boundary inside that frame).
 
 Decoding stops at the first of these, even where the decoder could go on: after lost data,
 frame numbers could no longer be trusted to match the annotations. A damaged frame in the
@@ -154,6 +155,7 @@ class _Decoder:
         self.fps = 0.0
         self._declared_frames = 0  # 0: the container does not say
         self._declared_exact = False
+        self._data_packets = 0  # demuxed packets that carried data, each one frame's
         if not self.source.exists():
             raise BadVideoError(self.source, "does not exist")
         if self.source.is_dir():
@@ -219,6 +221,7 @@ class _Decoder:
                 return
             self._check_declared_length(count)
             self._check_transport_packets(container, count)
+            self._check_packets_decoded(container, count)
 
     def _clean_frames(self, container, stream) -> Iterator[av.VideoFrame]:
         """Decoded frames, up to where data was lost (then `damage` says why).
@@ -233,6 +236,7 @@ class _Decoder:
         concealed: list[av.VideoFrame] = []
         for packet in container.demux(stream):
             lost = packet.is_corrupt
+            self._data_packets += packet.size > 0
             for frame in stream.decode(None if lost else packet):
                 if frame.is_corrupt:
                     concealed.append(frame)
@@ -268,6 +272,17 @@ class _Decoder:
                 f"decoding stopped at frame {count}, and the file ends {size % 188} bytes into a "
                 "188-byte MPEG-TS packet (file cut short)"
             )
+
+    def _check_packets_decoded(self, container, count: int) -> None:
+        """In MPEG-TS every video packet (PES) holds one frame, so a packet that decoded to no
+        frame is a frame whose data was cut off: a file cut on a packet boundary just inside its
+        last frame. (Only MPEG-TS: elsewhere packets may hold no shown frame, as VP8's alt-ref.)"""
+        if self.damage or container.format.name != "mpegts" or self._data_packets <= count:
+            return
+        self.damage = (
+            f"decoding stopped at frame {count}: the data of the last {self._data_packets - count} of the "
+            f"file's {self._data_packets} frames decoded to no picture (file cut short inside a frame)"
+        )
 
     def _check_declared_length(self, count: int) -> None:
         declared = self._declared_frames

@@ -1,8 +1,9 @@
 """`gclvad extract`: per-video feature files for videos outside the workflow.
 
 Each input is a video file, a frame folder (a folder of images) or a folder of videos (its
-video files and frame folders); each video becomes `<out>/<id>.h5` (id: the file's stem or
-the folder's name), written by the same shard runner as the workflow's extraction jobs
+video files and frame folders), found as `gclvad score` finds them
+(`gclvad.decode.inputs.collect_videos`); each video becomes `<out>/<id>.h5` (id: the file's
+stem or the folder's name), written by the same shard runner as the workflow's extraction jobs
 (`gclvad.extract.shards`), so a second run keeps the files that are complete and does
 the rest. Files record the source's absolute path; a file made from another source with the
 same id is extracted again.
@@ -13,45 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from gclvad.decode.inputs import video_ids
-from gclvad.decode.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from gclvad.decode.inputs import collect_videos
 from gclvad.errors import GclvadError
 from gclvad.extract.shards import VideoJob, extract_videos
 from gclvad.weights import PACKAGE_WEIGHTS
 
 # Weights used when none are given: only I3D has weights that need no download.
 DEFAULT_WEIGHTS = {"i3d": PACKAGE_WEIGHTS}
-
-
-def _is_frame_folder(folder: Path) -> bool:
-    return any(entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES for entry in folder.iterdir())
-
-
-def _folder_videos(folder: Path) -> list[Path]:
-    """The video files and frame folders directly inside a folder of videos."""
-    entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
-    found = [
-        e
-        for e in entries
-        if (e.is_file() and e.suffix.lower() in VIDEO_SUFFIXES) or (e.is_dir() and _is_frame_folder(e))
-    ]
-    if not found:
-        raise GclvadError(
-            f"{folder}: is neither a frame folder (images) nor a folder of videos (files ending in "
-            f"{', '.join(sorted(VIDEO_SUFFIXES))}, or frame folders)"
-        )
-    return found
-
-
-def collect_videos(inputs: Sequence[str | Path]) -> dict[str, Path]:
-    """Video id -> source for the command's inputs (folders of videos expanded); ids must be distinct."""
-    sources: list[Path] = []
-    for given in map(Path, inputs):
-        if given.is_dir() and not _is_frame_folder(given):
-            sources += _folder_videos(given)
-        else:
-            sources.append(given)
-    return video_ids(sources)
 
 
 def weights_for(extractor: str, weights: str | None) -> str:

@@ -4,13 +4,18 @@ The run is opened with gclvad.scoring.run.open_run (the same extractor, weights 
 sha256). Each video is extracted into out/features/<id>.h5 (a cache: reused while the
 source, weights and settings are unchanged), its segments scored exactly as the workflow
 scores test videos and spread onto frames, and out/<id>.csv and out/<id>.png written.
+
+Inputs are found as `gclvad extract` finds them (`gclvad.decode.inputs.collect_videos`:
+files, frame folders, folders of videos). A video that cannot be decoded is a bad video,
+handled as extraction handles one (`on_bad_video`): "stop" raises BadVideoError naming it,
+"skip" reports it (a warning, and in the ScoreReport) and scores the others.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +24,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gclvad.atomic import write_atomic
-from gclvad.decode.inputs import video_ids, videos_in_folder
-from gclvad.errors import GclvadError
+from gclvad.decode.inputs import collect_videos, videos_in_folder
+from gclvad.errors import BadVideoError, GclvadError
 from gclvad.evaluation.plots import plot_video_scores
 from gclvad.extract.one_video import extract_video
 from gclvad.features.feature_set import single_video, use_crops
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 CACHE_KEYS = ("extractor", "weights_sha256", "segment_length", "preprocessing", "source", "source_fingerprint")
 # CSV columns after frame and time_s: the run's score first, then D's and G's.
 SCORE_COLUMNS = ("score", "score_raw", "d", "g")
+ON_BAD_VIDEO = ("stop", "skip")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,14 @@ class ScoredVideo:
     max_score: float
     csv: Path
     png: Path
+
+
+@dataclass
+class ScoreReport:
+    """What a call scored, and the videos it skipped as bad (video id -> problem)."""
+
+    scored: list[ScoredVideo] = field(default_factory=list)
+    bad: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- videos
@@ -153,22 +167,42 @@ def score_all(
     weights: str | Path | None = None,
     device: str = "auto",
     batch_size: int | None = None,
-) -> list[ScoredVideo]:
-    """Score each video with the run; a bad video stops the whole call (BadVideoError)."""
-    sources = video_ids(videos)  # before any slow work: a typo fails at once
+    on_bad_video: str = "stop",
+) -> ScoreReport:
+    """Score each video with the run. A bad video (one that does not decode into a segment)
+    stops the call with "stop" (BadVideoError) and is reported and passed over with "skip"."""
+    if on_bad_video not in ON_BAD_VIDEO:
+        raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
+    sources = collect_videos(videos)  # before any slow work: a typo fails at once
     opened = open_run(run, weights=weights, device=device)
     record, extractor, scorer = opened.record, opened.extractor, opened.scorer
     out_dir = Path(out_dir)
     (out_dir / "features").mkdir(parents=True, exist_ok=True)
     batch_size = int(batch_size or record.extractor.get("batch_size", 4))
-    scored = []
+    report = ScoreReport()
     # Log lines go through tqdm.write, so they do not break the progress bar.
     with logging_redirect_tqdm(), tqdm(sources.items(), desc="scoring", unit="video") as progress:
         for video, source in progress:
             progress.set_postfix_str(video)
-            scored.append(score_one(scorer, extractor, record, video, source, out_dir, batch_size))
-            log.info("%s: %d frames scored, highest score %.3f", video, scored[-1].frames, scored[-1].max_score)
-    return scored
+            try:
+                scored = score_one(scorer, extractor, record, video, source, out_dir, batch_size)
+            except BadVideoError as error:
+                _bad_video(report, video, source, error, on_bad_video)
+                continue
+            report.scored.append(scored)
+            log.info("%s: %d frames scored, highest score %.3f", video, scored.frames, scored.max_score)
+    return report
+
+
+def _bad_video(report: ScoreReport, video: str, source: Path, error: BadVideoError, on_bad_video: str) -> None:
+    """Stop at a bad video, or note it and go on: the words `gclvad extract` uses."""
+    problem = error.problem if error.path == source else str(error)
+    if on_bad_video == "stop":
+        raise BadVideoError(
+            source, f"{problem} (to score the other videos, skip such ones: `gclvad score --on-bad-video skip`)"
+        ) from error
+    report.bad[video] = problem
+    log.warning("%s: skipped, %s", source, problem)
 
 
 def score_videos(
@@ -178,16 +212,19 @@ def score_videos(
     weights: str | Path | None = None,
     device: str = "auto",
     batch_size: int | None = None,
+    on_bad_video: str = "stop",
 ) -> list[Path]:
-    """Score videos (files or frame folders) with a trained run; returns the files written:
-    <id>.csv and <id>.png for each video, in order.
+    """Score videos (files, frame folders, folders of videos) with a trained run; returns the
+    files written: <id>.csv and <id>.png for each video scored, in order.
 
     run: the run folder (or its models.pt). weights: the extractor weights file, or the
     "random"/"package" marker; None takes the run's recorded weights (relative paths are read
     from the current folder). batch_size: clips per extractor call (default: the run's).
     """
-    scored = score_all(run, videos, out_dir, weights=weights, device=device, batch_size=batch_size)
-    return [path for video in scored for path in (video.csv, video.png)]
+    report = score_all(
+        run, videos, out_dir, weights=weights, device=device, batch_size=batch_size, on_bad_video=on_bad_video
+    )
+    return [path for video in report.scored for path in (video.csv, video.png)]
 
 
 def score_folder(
@@ -199,7 +236,7 @@ def score_folder(
     device: str = "auto",
 ) -> list[ScoredVideo]:
     """Score every video in `folder` and write a TSV summary, one row per video."""
-    scored = score_all(run, videos_in_folder(folder), out_dir, weights=weights, device=device)
+    scored = score_all(run, videos_in_folder(folder), out_dir, weights=weights, device=device).scored
     table = pd.DataFrame(
         [
             {
