@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from machine import describe
 
 from gclvad.datasets.readers import load_dataset
@@ -30,6 +31,7 @@ from gclvad.live.threshold import THRESHOLD_RULES, rule_threshold
 from gclvad.scoring.quantiles import score_quantiles
 from gclvad.scoring.run import read_run
 from gclvad.scoring.scorer import load_scorer
+from gclvad.stages.settings import ensemble_members
 
 
 def run_data(run: Path):
@@ -53,6 +55,27 @@ def run_data(run: Path):
     return training, per_video, truths, fps, frames, record.segment_length
 
 
+def loop_anomalous_share(run: Path) -> float | None:
+    """The share of training rows D labels anomalous in the GCL loop's last epoch, averaged over
+    the run's logs (an ensemble's: its members'): the model's own estimate of contamination."""
+    record = read_run(run)
+    variant = record.folder.parent.name
+    folders = [record.folder]
+    if "~ensemble=" in variant:
+        members = ensemble_members(variant, int(record.folder.name.removeprefix("seed")))
+        folders = [record.folder.parents[1] / name / f"seed{seed}" for name, seed in members]
+    shares = []
+    for folder in folders:
+        log = folder / "training_log.tsv"
+        if log.is_file():
+            table = pd.read_csv(log, sep="\t")
+            if "d_label_fraction" in table:
+                last = table[table["stage"] == table["stage"].iloc[-1]] if "stage" in table else table
+                epoch = last[last["epoch"] == last["epoch"].max()] if "epoch" in last else last.tail(1)
+                shares.append(float(epoch["d_label_fraction"].mean()))
+    return float(np.mean(shares)) if shares else None
+
+
 def judge(run: Path, hold_s: float) -> None:
     training, per_video, truths, fps, frames, length = run_data(run)
     record = score_quantiles(training, "score")
@@ -61,8 +84,14 @@ def judge(run: Path, hold_s: float) -> None:
         f"{'rule':<22}{'threshold':>10}{'recall':>8}{'alerted':>9}{'false':>7}{'FA/h':>9}{'lat.med':>9}{'lat.max':>9}"
     )
     print(header)
-    for rule in THRESHOLD_RULES:
-        threshold = rule_threshold(record, rule, "benchmark").value
+    share = loop_anomalous_share(run)
+    rules = list(THRESHOLD_RULES) + ([f"quantile:{1 - share:.4f}"] if share is not None else [])
+    print(f"the GCL loop's own share of anomalous training rows: {share}")
+    for rule in rules:
+        if rule.startswith("quantile:") and rule not in THRESHOLD_RULES:  # the contamination rule
+            threshold = float(np.quantile(training, float(rule.partition(":")[2])))
+        else:
+            threshold = rule_threshold(record, rule, "benchmark").value
         alerts = {
             video: [
                 Alert(e.start.first_frame, e.last_above.last_frame, e.start.last_frame)
