@@ -58,7 +58,8 @@ def mqtt_target(text: str) -> tuple[str, int, str, str | None]:
     except ValueError as error:
         raise GclvadError(f"--mqtt {text!r}: bad port ({error})") from error
     prefix = parts.path.strip("/")
-    if not prefix or any(character in prefix for character in "+#") or "//" in prefix:
+    # urlsplit takes a # for the start of a fragment: look for it in the whole text
+    if not prefix or "+" in prefix or "#" in text or "//" in prefix:
         raise GclvadError(f"--mqtt {text!r}: expected a topic prefix without + or # or empty levels, e.g. /gclvad")
     options = urllib.parse.parse_qs(parts.query)
     unknown = sorted(set(options) - {"discovery"})
@@ -85,6 +86,10 @@ class MqttSink(Sink):
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
 
     def start(self) -> MqttSink:
         self.client.connect_async(self.host, self.port, keepalive=30)

@@ -45,7 +45,7 @@ import urllib.request
 from pathlib import Path
 
 from gclvad.errors import GclvadError
-from gclvad.live.mqtt import MqttSink
+from gclvad.live.mqtt import MqttSink, mqtt_target
 from gclvad.live.outbox import Sink
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ class WebhookSink(Sink):
     """A JSON POST per record; a 2xx answer confirms it."""
 
     kind = "webhook"
+
+    def __init__(self, target: str, out_dir: Path, **settings):
+        super().__init__(webhook_url(target), out_dir, **settings)
 
     def send(self, message: dict) -> None:
         request = urllib.request.Request(
@@ -118,17 +121,20 @@ def webhook_url(text: str) -> str:
     return text
 
 
+# kind -> (the check of its target, raising GclvadError; its class)
 SINK_KINDS = {
-    "mqtt": MqttSink,
-    "webhook": lambda target, out_dir, **settings: WebhookSink(webhook_url(target), out_dir, **settings),
-    "command": CommandSink,
+    "mqtt": (mqtt_target, MqttSink),
+    "webhook": (webhook_url, WebhookSink),
+    "command": (command_words, CommandSink),
 }
 
 
 def build_sinks(wanted: list[tuple[str, str, dict]], out_dir: Path) -> list[Sink]:
-    """Sinks for (kind, target, settings) triples; every one is checked before any starts, so a
-    bad one fails before a good one sends anything."""
-    sinks = [SINK_KINDS[kind](target, Path(out_dir), **settings) for kind, target, settings in wanted]
+    """Sinks for (kind, target, settings) triples, started. Every target is checked before any
+    sink is made, so a bad one fails before a good one has made its outbox or sent anything."""
+    for kind, target, _ in wanted:
+        SINK_KINDS[kind][0](target)
+    sinks = [SINK_KINDS[kind][1](target, Path(out_dir), **settings) for kind, target, settings in wanted]
     return [sink.start() for sink in sinks]
 
 

@@ -18,7 +18,6 @@ from gclvad.stages.data import frame_truths
 log = logging.getLogger(__name__)
 
 
-
 def plot_run(
     *,
     scores_path: str | Path,
