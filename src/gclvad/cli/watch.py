@@ -14,6 +14,8 @@ import signal
 import threading
 from pathlib import Path
 
+from gclvad.live.listeners import Listeners
+from gclvad.live.sinks import add_sink_options, sinks_from_args
 from gclvad.live.source import SourceSettings
 from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_QUANTILE
 from gclvad.scoring.quantiles import QUANTILE_LEVELS
@@ -98,6 +100,7 @@ def add_parsers(commands) -> None:
         metavar="KEY=VALUE",
         help="FFmpeg input option (repeatable), e.g. -O rtsp_transport=udp -O fifo_size=100000",
     )
+    add_sink_options(watch)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -166,7 +169,9 @@ def run_watch(args) -> int:
     from gclvad.live.watcher import watch
 
     stop = threading.Event()
-    with stop_on_signals(stop):
+    # sinks first: bad sink input is refused before the slow start; closing them flushes their outboxes
+    # (bind it `as sinks` and pass `listeners=sinks` to watch() once the watcher takes listeners)
+    with contextlib.closing(Listeners(sinks_from_args(args, args.out))), stop_on_signals(stop):
         summary = watch(
             args.run, args.source, args.out, _settings(args), weights=args.weights, device=args.device, stop=stop
         )

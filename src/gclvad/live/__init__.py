@@ -9,6 +9,9 @@
     events       events.jsonl and each event's plot and clip
     outputs      scores.csv, the status line, the summary
     listeners    what a watch tells sinks and the web page as it goes (the contract)
+    outbox       a sink's on-disk outbox and delivery thread; the Sink base class
+    mqtt         the MQTT sink: topics, payloads, Home Assistant discovery
+    sinks        webhook and command sinks; --mqtt/--webhook/--on-event and a camera file's sinks:
     watcher      the scoring loop
 
 This package file imports nothing.
