@@ -199,6 +199,23 @@ def test_cli_bad_input_exits_2_with_one_line(workdir, tmp_path, capsys):
         assert error.startswith("gclvad: error:") and message in error and "\n" not in error
 
 
+def test_a_bad_video_stops_the_call_or_is_skipped(workdir, tmp_path, capsys):
+    good = make_video(tmp_path / "good.mkv", FRESH_FRAMES, (24, 32), pattern="ramp")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    arguments = ["score", str(workdir / RUN), str(good), str(broken), "-o", str(tmp_path / "out")]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert "broken.mp4" in error and "--on-bad-video skip" in error
+    assert main([*arguments, "--on-bad-video", "skip"]) == 0
+    out, error = capsys.readouterr()
+    assert out.split() == [str(tmp_path / "out" / "good.csv"), str(tmp_path / "out" / "good.png")]
+    assert "broken.mp4" in error and "1 scored, 1 bad" in error
+    assert len(pd.read_csv(tmp_path / "out" / "good.csv")) == FRESH_FRAMES
+    assert not (tmp_path / "out" / "broken.csv").exists()
+    assert main(["score", str(workdir / RUN), str(broken), "-o", str(tmp_path / "none"), "--on-bad-video", "skip"]) == 2
+
+
 def test_console_script_scores_with_progress(workdir, tmp_path):
     clip = make_video(tmp_path / "clip.mkv", FRESH_FRAMES, (24, 32), pattern="ramp")
     command = [str(Path(sys.executable).parent / "gclvad"), "score", RUN, str(clip), "-o", str(tmp_path / "out")]

@@ -182,10 +182,10 @@ def _score(args: argparse.Namespace) -> int:
         args.run, args.videos, args.out, weights=args.weights, device=args.device,
         batch_size=args.batch_size, on_bad_video=args.on_bad_video,
     )  # fmt: skip
-    for video in report.scored:
+    for video in report.scored:  # stdout: the files written, one a line, for scripts
         print(video.csv)
         print(video.png)
-    print(f"{len(report.scored)} scored, {len(report.bad)} bad -> {args.out}")
+    print(f"{len(report.scored)} scored, {len(report.bad)} bad -> {args.out}", file=sys.stderr)
     return _skipped(report.bad, len(report.scored), "scored")
 
 
