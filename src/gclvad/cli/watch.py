@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gclvad.live.source import SourceSettings
 from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_QUANTILE
+from gclvad.live.web import add_http_option, page_from_args
 from gclvad.scoring.quantiles import QUANTILE_LEVELS
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def add_parsers(commands) -> None:
         metavar="KEY=VALUE",
         help="FFmpeg input option (repeatable), e.g. -O rtsp_transport=udp -O fifo_size=100000",
     )
+    add_http_option(watch)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -164,7 +166,8 @@ def run_watch(args) -> int:
     from gclvad.live.watcher import watch
 
     stop = threading.Event()
-    with stop_on_signals(stop):
+    page = page_from_args(args)  # the --http page (a listener that ignores all without it), started now
+    with stop_on_signals(stop), contextlib.closing(page):
         summary = watch(
             args.run, args.source, args.out, _settings(args), weights=args.weights, device=args.device, stop=stop
         )
