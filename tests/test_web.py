@@ -130,8 +130,8 @@ def test_live_page_draws_scores_as_they_come_lists_events_and_plays_their_clip(b
             if segment == 20:
                 page.event("gate", {"event": 1, "state": "open", "threshold": 0.6, "start_s": 12.8, "peak_score": 0.9})
             page.segment_scored("gate", segment_row(segment, 0.9 if alert else 0.3, alert))
-            page.status("gate", {"frames": 16 * (segment + 1), "fps_in": 25.0, "segments": segment + 1,
-                                 "dropped_segments": 1, "reconnects": 2, "latency_s": 0.4, "alerting": bool(alert)})  # fmt: skip
+            counts = {"frames": 16 * (segment + 1), "segments": segment + 1, "dropped_segments": 1, "reconnects": 2}
+            page.status("gate", {**counts, "fps_in": 25.0, "latency_s": 0.4, "alerting": bool(alert)})
             if segment in (5, 22, 39):
                 seen.append(
                     wait_for(lambda n=segment + 1: points_drawn(browser) >= n and points_drawn(browser), "points")
@@ -140,8 +140,9 @@ def test_live_page_draws_scores_as_they_come_lists_events_and_plays_their_clip(b
                 alert_text = browser.find_element("css selector", "section.camera p.alert").text
                 assert "ALERT 1" in alert_text
         assert seen[0] < seen[1] < seen[2] == 40
-        closed = {"event": 1, "state": "closed", "threshold": 0.6, "start_s": 12.8, "end_s": 17.92, "peak_score": 0.9,
-                  "closed_by": "score below", "plot": "events/event_0001.png", "clip": str(clip.relative_to(tmp_path))}  # fmt: skip
+        closed = {"event": 1, "state": "closed", "threshold": 0.6, "start_s": 12.8, "end_s": 17.92,
+                  "peak_score": 0.9, "closed_by": "score below", "plot": "events/event_0001.png",
+                  "clip": str(clip.relative_to(tmp_path))}  # fmt: skip
         page.event("gate", closed)
         wait_for(lambda: browser.find_elements("css selector", ".event[data-event='1'] video"), "the event's clip")
         status = browser.find_element("css selector", "section.camera p.status").text
