@@ -10,6 +10,9 @@
     outputs      scores.csv, the status line, the summary
     listeners    what a watch tells sinks and the web page as it goes (the contract)
     watcher      the scoring loop
+    web          the live page of `gclvad watch --http` (a listener) and its options
+    web_server   the pages' aiohttp server: its own thread and loop, the token beyond loopback
+    web_results  the page of finished results (`gclvad view`): scores, truth, transcoded videos
 
 This package file imports nothing.
 """
