@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from gclvad import __version__
+from gclvad.cli import view as view_cli
 from gclvad.cli import watch as watch_cli
 from gclvad.datasets.manifest import write_manifest
 from gclvad.errors import GclvadError
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed of the generated videos (default: 0)")
 
     watch_cli.add_parsers(commands)
+    view_cli.add_parser(commands)
     return parser
 
 
@@ -159,6 +161,8 @@ def _run_command(args: argparse.Namespace) -> int:
             return watch_cli.run_watch(args)
         elif args.command == "calibrate":
             return watch_cli.run_calibrate(args)
+        elif args.command == "view":
+            return view_cli.run(args)
     except GclvadError as error:
         print(f"gclvad: error: {error}", file=sys.stderr)
         return 2

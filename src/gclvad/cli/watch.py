@@ -18,6 +18,7 @@ from gclvad.live.listeners import Listeners
 from gclvad.live.sinks import add_sink_options, sinks_from_args
 from gclvad.live.source import SourceSettings
 from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_QUANTILE
+from gclvad.live.web import add_http_option, page_from_args
 from gclvad.scoring.quantiles import QUANTILE_LEVELS
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def add_parsers(commands) -> None:
         help="FFmpeg input option (repeatable), e.g. -O rtsp_transport=udp -O fifo_size=100000",
     )
     add_sink_options(watch)
+    add_http_option(watch)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -169,9 +171,10 @@ def run_watch(args) -> int:
     from gclvad.live.watcher import watch
 
     stop = threading.Event()
-    # sinks first: bad sink input is refused before the slow start; closing them flushes their outboxes
-    # (bind it `as sinks` and pass `listeners=sinks` to watch() once the watcher takes listeners)
-    with contextlib.closing(Listeners(sinks_from_args(args, args.out))), stop_on_signals(stop):
+    # sinks and the page first: bad input is refused before the slow start; closing them flushes the
+    # sinks' outboxes and stops the page
+    listeners = Listeners([*sinks_from_args(args, args.out), page_from_args(args)])
+    with contextlib.closing(listeners), stop_on_signals(stop):
         summary = watch(
             args.run, args.source, args.out, _settings(args), weights=args.weights, device=args.device, stop=stop
         )

@@ -13,6 +13,9 @@
     mqtt         the MQTT sink: topics, payloads, Home Assistant discovery
     sinks        webhook and command sinks; --mqtt/--webhook/--on-event and a camera file's sinks:
     watcher      the scoring loop
+    web          the live page of `gclvad watch --http` (a listener) and its options
+    web_server   the pages' aiohttp server: its own thread and loop, the token beyond loopback
+    web_results  the page of finished results (`gclvad view`): scores, truth, transcoded videos
 
 This package file imports nothing.
 """

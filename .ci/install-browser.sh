@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The web pages' tests (tests/test_web.py) drive Debian's chromium through its chromedriver.
+# Idempotent: quick when both are installed.
+set -euo pipefail
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends chromium chromium-driver
