@@ -36,12 +36,19 @@ Small data: the paper's batch 8192 x 15 epochs is ~1,400 steps on UCF-Crime but 
 few hundred segments. `optimiser.max_batch_fraction`, `min_batch` and `min_steps_per_stage`
 size the batch to the data and stretch a stage's epochs to a minimum number of optimiser
 steps; the steps actually taken are in every log row and in TrainResult.steps.
+
+Progress: every epoch logs one line (logger gclvad.gcl.train: stage, epoch k/N, its mean
+losses, elapsed time and ETA), which workflow jobs write to their log; on a terminal a tqdm
+bar per stage shows the same. Neither touches a random stream.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +57,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gclvad.cleaning import CleaningConfig
 from gclvad.errors import GclvadError
@@ -72,6 +81,8 @@ from gclvad.gcl.models import Models, autocast, build_models, reconstruction_err
 # Stage numbers for seeding: fixed, so a stage's random streams do not depend on which
 # other stages ran in the same call.
 STAGE_NUMBERS = {Stage.PRETRAIN_G: 1, Stage.AUTOENCODER: 1, Stage.PRETRAIN_D: 2, Stage.GCL_LOOP: 3}
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(GclvadError):
@@ -179,37 +190,39 @@ def train(
         if stage.name == Stage.PRETRAIN_D and state.epochs_done < stage.epochs:
             # G is frozen in this stage: its errors are computed once, not once per batch.
             frozen_g_errors = _errors_of_all_rows(models, features, config, forward)
-        while state.epochs_done < stage.epochs:
-            started = time.perf_counter()
-            totals = _run_epoch(stage, state, features, forced_normal, frozen_g_errors, config, forward)
-            state.epochs_done += 1
-            state.steps[str(stage.name)] += stage.steps_per_epoch
-            state.log.append(
-                {
-                    "stage": str(stage.name),
-                    "epoch": state.epochs_done,
-                    "steps": stage.steps_per_epoch,
-                    "stage_steps": state.steps[str(stage.name)],
-                    "batch_size": stage.batch_size,
-                    "rows": int(stage.rows.numel()),
-                    **totals,
-                    "lr": config.optimiser.lr,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-            # The callback runs before the checkpoint is written (so a kill between the two
-            # replays this epoch rather than losing what the callback records), and the
-            # checkpoint is written even when the callback raises.
-            try:
-                if on_epoch_end is not None:
-                    models.eval()
-                    on_epoch_end(str(stage.name), state.epochs_done, models)
-            finally:
-                if checkpoint_path is not None and _checkpoint_due(
-                    state, stage, last_checkpoint, checkpoint_interval_s
-                ):
-                    checkpoints.save_checkpoint(Path(checkpoint_path), fingerprint, _saved_state(state, rows))
-                    last_checkpoint = time.monotonic()
+        with _StageProgress(stage, state.epochs_done) as progress:
+            while state.epochs_done < stage.epochs:
+                started = time.perf_counter()
+                totals = _run_epoch(stage, state, features, forced_normal, frozen_g_errors, config, forward)
+                state.epochs_done += 1
+                state.steps[str(stage.name)] += stage.steps_per_epoch
+                state.log.append(
+                    {
+                        "stage": str(stage.name),
+                        "epoch": state.epochs_done,
+                        "steps": stage.steps_per_epoch,
+                        "stage_steps": state.steps[str(stage.name)],
+                        "batch_size": stage.batch_size,
+                        "rows": int(stage.rows.numel()),
+                        **totals,
+                        "lr": config.optimiser.lr,
+                        "seconds": time.perf_counter() - started,
+                    }
+                )
+                progress.epoch_done(state.epochs_done, totals)
+                # The callback runs before the checkpoint is written (so a kill between the two
+                # replays this epoch rather than losing what the callback records), and the
+                # checkpoint is written even when the callback raises.
+                try:
+                    if on_epoch_end is not None:
+                        models.eval()
+                        on_epoch_end(str(stage.name), state.epochs_done, models)
+                finally:
+                    if checkpoint_path is not None and _checkpoint_due(
+                        state, stage, last_checkpoint, checkpoint_interval_s
+                    ):
+                        checkpoints.save_checkpoint(Path(checkpoint_path), fingerprint, _saved_state(state, rows))
+                        last_checkpoint = time.monotonic()
         state.stage_index, state.epochs_done = state.stage_index + 1, 0
 
     models.eval()
@@ -334,6 +347,54 @@ def _check_finite(values: dict, stage: PlannedStage, epoch: int, step: int) -> N
             "Training stopped before the networks turn to NaN; check the features for extreme values "
             "(the feature store refuses NaN and infinity) or lower optimiser.lr"
         )
+
+
+class _StageProgress:
+    """One log line per epoch of a stage (epoch k/N, losses, elapsed, ETA), and a tqdm bar
+    when stderr is a terminal (a job log gets the lines alone: a bar there is noise)."""
+
+    def __init__(self, stage: PlannedStage, epochs_done: int):
+        self.stage = stage
+        self.first_epoch = epochs_done  # a resumed stage starts past 0: the ETA counts this call's epochs
+        self.started = time.perf_counter()
+        self.bar = tqdm(
+            total=stage.epochs,
+            initial=epochs_done,
+            desc=str(stage.name),
+            unit="epoch",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+            leave=False,
+        )
+        self.context = contextlib.ExitStack()
+
+    def __enter__(self) -> _StageProgress:
+        self.context.enter_context(self.bar)
+        if not self.bar.disable:  # log records to stderr are then written above the bar, not through it
+            self.context.enter_context(logging_redirect_tqdm())
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.context.close()
+
+    def epoch_done(self, epoch: int, totals: dict) -> None:
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / (epoch - self.first_epoch) * (self.stage.epochs - epoch)
+        losses = {key: value for key, value in totals.items() if key.startswith("loss")}
+        shown = ", ".join(f"{key} {value:.5g}" for key, value in losses.items())
+        log.info(
+            "%s epoch %d/%d: %s (%d steps), elapsed %s, ETA %s",
+            self.stage.name, epoch, self.stage.epochs, shown, self.stage.steps_per_epoch,
+            _clock(elapsed), _clock(eta),
+        )  # fmt: skip
+        self.bar.set_postfix({key: f"{value:.4g}" for key, value in losses.items()}, refresh=False)
+        self.bar.update(1)
+
+
+def _clock(seconds: float) -> str:
+    """h:mm:ss, rounded to the second."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 # ----------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from gclvad.stages.data import frame_truths
 
 log = logging.getLogger(__name__)
 
+# The ROC legend's name of the run's delivered score (post-processed; auc.json's `auc`).
+DELIVERED_LABEL = "score (delivered)"
 
 
 def plot_run(
@@ -39,7 +41,11 @@ def plot_run(
         plots.plot_video_scores([(v, scores[v]["score"], None) for v in list(scores)[:4]], outputs["videos"])
         plots.plot_training_curves(log_rows, outputs["curves"])
         return
-    named = {name.upper(): _frames_of(scores, name, truths) for name in ("d", "g") if name in scores[evaluated[0]]}
+    # the delivered score (auc.json's headline `auc`) first, then the networks' own outputs
+    named = {DELIVERED_LABEL: _frames_of(scores, "score", truths)}
+    named.update(
+        {name.upper(): _frames_of(scores, name, truths) for name in ("d", "g") if name in scores[evaluated[0]]}
+    )
     truth = concatenated_frames({v: scores[v]["score"] for v in evaluated}, truths)[1]
     plots.plot_roc(truth, named, outputs["roc"], title)
     plots.plot_video_scores(
