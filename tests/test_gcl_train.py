@@ -274,12 +274,12 @@ def test_precomputed_td_mask_is_what_pretraining_uses(tiny):
     assert stricter.cleaning["percentile"] == 30 and stricter.log[0]["rows"] == stricter.cleaning["kept"]
 
 
-# gclvad.gcl.train's line per epoch: "<stage> epoch k/N: loss_x v, ... (s steps), elapsed h:mm:ss, ETA h:mm:ss"
+# gclvad.gcl.progress: a line per epoch: "<stage> epoch k/N: loss_x v, ... (s steps), elapsed h:mm:ss, ETA h:mm:ss"
 EPOCH_LINE = re.compile(r"(\w+) epoch (\d+)/(\d+): (.+) \((\d+) steps\), elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d")
 
 
 def _epoch_lines(caplog) -> list[re.Match]:
-    lines = [record.getMessage() for record in caplog.records if record.name == "gclvad.gcl.train"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "gclvad.gcl.progress"]
     matches = [EPOCH_LINE.fullmatch(line) for line in lines]
     assert all(matches), lines
     return matches
@@ -287,7 +287,7 @@ def _epoch_lines(caplog) -> list[re.Match]:
 
 def test_every_epoch_logs_its_progress_and_losses_without_a_bar_off_a_terminal(tiny, caplog, capsys):
     train_set, _ = tiny
-    with caplog.at_level(logging.INFO, logger="gclvad.gcl.train"):
+    with caplog.at_level(logging.INFO, logger="gclvad.gcl.progress"):
         result = train(_tiny_config(), _data(train_set), seed=0)
     lines = _epoch_lines(caplog)
     epochs_of = {row["stage"]: row["epoch"] for row in result.log}  # the last epoch of each stage

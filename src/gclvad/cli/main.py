@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gclvad.cli import export as export_cli
+from gclvad.cli import summary as summary_cli
 from gclvad.cli import watch as watch_cli
 from gclvad.errors import GclvadError
 from gclvad.logs import command_log
@@ -66,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
 
     watch_cli.add_parsers(commands)
+    export_cli.add_parser(commands)
+    summary_cli.add_parser(commands)
     return parser
 
 
@@ -103,6 +107,8 @@ def _run_command(args: argparse.Namespace) -> int:
             return watch_cli.run_watch(args)
         elif args.command == "calibrate":
             return watch_cli.run_calibrate(args)
+        elif args.command in ("export", "summary"):
+            return {"export": export_cli, "summary": summary_cli}[args.command].run(args)
     except GclvadError as error:
         print(f"gclvad: error: {error}", file=sys.stderr)
         return 2

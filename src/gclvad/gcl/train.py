@@ -36,19 +36,12 @@ Small data: the paper's batch 8192 x 15 epochs is ~1,400 steps on UCF-Crime but 
 few hundred segments. `optimiser.max_batch_fraction`, `min_batch` and `min_steps_per_stage`
 size the batch to the data and stretch a stage's epochs to a minimum number of optimiser
 steps; the steps actually taken are in every log row and in TrainResult.steps.
-
-Progress: every epoch logs one line (logger gclvad.gcl.train: stage, epoch k/N, its mean
-losses, elapsed time and ETA), which workflow jobs write to their log; on a terminal a tqdm
-bar per stage shows the same. Neither touches a random stream.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,8 +50,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gclvad.cleaning import CleaningConfig
 from gclvad.errors import GclvadError
@@ -77,12 +68,11 @@ from gclvad.gcl.data import (
 )
 from gclvad.gcl.labels import negative_learning_loss, soft_targets, threshold_labels
 from gclvad.gcl.models import Models, autocast, build_models, reconstruction_error, squared_error
+from gclvad.gcl.progress import StageProgress
 
 # Stage numbers for seeding: fixed, so a stage's random streams do not depend on which
 # other stages ran in the same call.
 STAGE_NUMBERS = {Stage.PRETRAIN_G: 1, Stage.AUTOENCODER: 1, Stage.PRETRAIN_D: 2, Stage.GCL_LOOP: 3}
-
-log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(GclvadError):
@@ -190,7 +180,7 @@ def train(
         if stage.name == Stage.PRETRAIN_D and state.epochs_done < stage.epochs:
             # G is frozen in this stage: its errors are computed once, not once per batch.
             frozen_g_errors = _errors_of_all_rows(models, features, config, forward)
-        with _StageProgress(stage, state.epochs_done) as progress:
+        with StageProgress(stage, state.epochs_done) as progress:
             while state.epochs_done < stage.epochs:
                 started = time.perf_counter()
                 totals = _run_epoch(stage, state, features, forced_normal, frozen_g_errors, config, forward)
@@ -349,54 +339,6 @@ def _check_finite(values: dict, stage: PlannedStage, epoch: int, step: int) -> N
         )
 
 
-class _StageProgress:
-    """One log line per epoch of a stage (epoch k/N, losses, elapsed, ETA), and a tqdm bar
-    when stderr is a terminal (a job log gets the lines alone: a bar there is noise)."""
-
-    def __init__(self, stage: PlannedStage, epochs_done: int):
-        self.stage = stage
-        self.first_epoch = epochs_done  # a resumed stage starts past 0: the ETA counts this call's epochs
-        self.started = time.perf_counter()
-        self.bar = tqdm(
-            total=stage.epochs,
-            initial=epochs_done,
-            desc=str(stage.name),
-            unit="epoch",
-            file=sys.stderr,
-            disable=not sys.stderr.isatty(),
-            leave=False,
-        )
-        self.context = contextlib.ExitStack()
-
-    def __enter__(self) -> _StageProgress:
-        self.context.enter_context(self.bar)
-        if not self.bar.disable:  # log records to stderr are then written above the bar, not through it
-            self.context.enter_context(logging_redirect_tqdm())
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.context.close()
-
-    def epoch_done(self, epoch: int, totals: dict) -> None:
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / (epoch - self.first_epoch) * (self.stage.epochs - epoch)
-        losses = {key: value for key, value in totals.items() if key.startswith("loss")}
-        shown = ", ".join(f"{key} {value:.5g}" for key, value in losses.items())
-        log.info(
-            "%s epoch %d/%d: %s (%d steps), elapsed %s, ETA %s",
-            self.stage.name, epoch, self.stage.epochs, shown, self.stage.steps_per_epoch,
-            _clock(elapsed), _clock(eta),
-        )  # fmt: skip
-        self.bar.set_postfix({key: f"{value:.4g}" for key, value in losses.items()}, refresh=False)
-        self.bar.update(1)
-
-
-def _clock(seconds: float) -> str:
-    """h:mm:ss, rounded to the second."""
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
-
-
 # ----------------------------------------------------------------------------------
 # Networks, optimisers, seeds
 # ----------------------------------------------------------------------------------
@@ -440,8 +382,7 @@ def _checkpoint_due(state: _State, stage: PlannedStage, last_checkpoint: float, 
 @torch.no_grad()
 def _errors_of_all_rows(models: Models, features: torch.Tensor, config: GCLConfig, forward) -> torch.Tensor:
     models.generator.eval()
-    chunk = config.scoring.chunk
-    parts = []
+    chunk, parts = config.scoring.chunk, []
     for start in range(0, features.shape[0], chunk):
         with forward():
             parts.append(reconstruction_error(models.generator, features[start : start + chunk]))
@@ -474,7 +415,5 @@ def _resume(state: _State, saved: dict) -> None:
         state.opt_d.load_state_dict(saved["opt_d"])
     state.opt_g.load_state_dict(saved["opt_g"])
     checkpoints.restore_rng(saved["rng"], state.rng)
-    state.stage_index = saved["stage_index"]
-    state.epochs_done = saved["epochs_done"]
-    state.log = list(saved["log"])
-    state.steps = dict(saved["steps"])
+    state.stage_index, state.epochs_done = saved["stage_index"], saved["epochs_done"]
+    state.log, state.steps = list(saved["log"]), dict(saved["steps"])
