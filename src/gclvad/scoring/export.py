@@ -120,6 +120,5 @@ def _index_order(scores: Mapping[str, VideoScores], index: pd.DataFrame, index_p
 def _refuse_overwrite(targets: list[Path], force: bool) -> None:
     existing = [path for path in targets if path.exists()]
     if existing and not force:
-        shown = ", ".join(str(path) for path in existing[:3])
-        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        raise GclvadError(f"{shown}{more}: already exported; give --force to overwrite")
+        more = f" (and {len(existing) - 1} more files of an earlier export)" if len(existing) > 1 else ""
+        raise GclvadError(f"{existing[0]}: exists{more}; pass --force to overwrite it")
