@@ -94,7 +94,7 @@ def test_export_refuses_to_overwrite_without_force(run_folder, tmp_path, capsys)
     assert _export(run, out) == 2
     err = capsys.readouterr().err
     earlier = "(and 4 more files of an earlier export)"
-    assert err.strip() == f"gclvad: error: {out / 'a.csv'}: exists {earlier}; pass --force to overwrite it"
+    assert err.strip() == f"gclvad: error: {out / 'c.csv'}: exists {earlier}; pass --force to overwrite it"
     assert (out / "frame_predictions.npy").read_bytes() == b"earlier"  # nothing was touched
     assert _export(run, out, "--force") == 0
     assert np.load(out / "frame_predictions.npy").shape == (12,)
