@@ -17,9 +17,6 @@ from gclvad.stages.data import frame_truths
 
 log = logging.getLogger(__name__)
 
-# The ROC legend's name of the run's delivered score (post-processed; auc.json's `auc`).
-DELIVERED_LABEL = "score (delivered)"
-
 
 def plot_run(
     *,
@@ -78,6 +75,10 @@ def plot_histograms(
     histograms.update({name.upper(): _frames_of(scores, name, truths) for name in ("g", "d") if name in first})
     truth = concatenated_frames({v: s["score"] for v, s in scores.items()}, truths)[1]
     plots.plot_score_histograms(truth, histograms, out_path)
+
+
+# The ROC legend's name of the run's delivered score (post-processed; auc.json's `auc`).
+DELIVERED_LABEL = "score (delivered)"
 
 
 def _frames_of(scores: Mapping, name: str, truths: Mapping) -> np.ndarray:
