@@ -2,6 +2,11 @@
 checkpoint resume, size-aware schedule, model files, config handling."""
 
 import dataclasses
+import io
+import logging
+import math
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -267,3 +272,52 @@ def test_precomputed_td_mask_is_what_pretraining_uses(tiny):
         cleaning=CleaningConfig(threshold=30, mode="percentile"),
     )
     assert stricter.cleaning["percentile"] == 30 and stricter.log[0]["rows"] == stricter.cleaning["kept"]
+
+
+# gclvad.gcl.progress: a line per epoch: "<stage> epoch k/N: loss_x v, ... (s steps), elapsed h:mm:ss, ETA h:mm:ss"
+EPOCH_LINE = re.compile(r"(\w+) epoch (\d+)/(\d+): (.+) \((\d+) steps\), elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d")
+
+
+def _epoch_lines(caplog) -> list[re.Match]:
+    lines = [record.getMessage() for record in caplog.records if record.name == "gclvad.gcl.progress"]
+    matches = [EPOCH_LINE.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    return matches
+
+
+def test_every_epoch_logs_its_progress_and_losses_without_a_bar_off_a_terminal(tiny, caplog, capsys):
+    train_set, _ = tiny
+    with caplog.at_level(logging.INFO, logger="gclvad.gcl.progress"):
+        result = train(_tiny_config(), _data(train_set), seed=0)
+    lines = _epoch_lines(caplog)
+    epochs_of = {row["stage"]: row["epoch"] for row in result.log}  # the last epoch of each stage
+    assert epochs_of == {"pretrain_g": 2, "pretrain_d": 1, "gcl_loop": 2}
+    assert len(lines) == len(result.log) == 5
+    for line, row in zip(lines, result.log, strict=True):
+        stage, epoch, total, losses, steps = line.groups()
+        assert (stage, int(epoch), int(total), int(steps)) == (
+            row["stage"], row["epoch"], epochs_of[row["stage"]], row["steps"],
+        )  # fmt: skip
+        shown = dict(part.split(" ") for part in losses.split(", "))
+        assert set(shown) == {key for key in row if key.startswith("loss")}
+        for key, value in shown.items():
+            assert math.isfinite(float(value)) and float(value) == pytest.approx(row[key], rel=1e-4)
+    assert set(shown) == {"loss_d", "loss_g"}  # the cooperative loop logs both networks' losses
+    assert capsys.readouterr().err == ""  # no tqdm bar when stderr is not a terminal (a job log)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_terminal_gets_a_bar_per_stage_and_the_same_bits(tiny, monkeypatch):
+    train_set, test_set = tiny
+    config = _tiny_config()
+    plain = train(config, _data(train_set), seed=5)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with_bar = train(config, _data(train_set), seed=5)
+    drawn = terminal.getvalue()
+    assert "pretrain_g" in drawn and "gcl_loop" in drawn and "2/2" in drawn
+    assert np.array_equal(score(plain.models, test_set.features)["d"], score(with_bar.models, test_set.features)["d"])

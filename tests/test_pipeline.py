@@ -3,14 +3,17 @@ aggregate tables, figures."""
 
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from gclvad.datasets.segment_index import COLUMNS, read_segment_index, split_videos, write_segment_index
 from gclvad.evaluation import plots
+from gclvad.evaluation.metrics import frame_auc
 from gclvad.scoring.frames import read_scores, write_scores, write_scores_csv
-from gclvad.stages.figures import pick_videos
+from gclvad.stages.figures import DELIVERED_LABEL, pick_videos, plot_run
 from gclvad.stages.results import aggregate_table
 
 
@@ -106,3 +109,64 @@ def test_anomalous_spans_and_figures(tmp_path):
     )
     for name in ("roc", "h", "v", "c"):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_roc_figure_has_a_labelled_curve_per_score_and_the_diagonal():
+    rng = np.random.default_rng(0)
+    truth = np.repeat([False, True, False], 20)
+    scores = {"score (delivered)": truth + rng.normal(0, 0.5, 60), "D": rng.random(60), "G": rng.random(60) - truth}
+    fig = plots.roc_figure(truth, scores, "t")
+    try:
+        ax = fig.axes[0]
+        assert len(ax.lines) == 4  # three curves and the chance diagonal
+        legend = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert legend == [f"{name} (AUC = {roc_auc_score(truth, values):.4f})" for name, values in scores.items()]
+    finally:
+        plt.close(fig)
+
+
+def test_run_roc_draws_the_delivered_score_beside_d_and_g(tmp_path, monkeypatch):
+    """plot_run on a run folder's files: roc.png gets the delivered score's curve with auc.json's AUC."""
+    _index(tmp_path, [("a", "test", "ok"), ("b", "test", "ok")])  # segments.tsv: 32 frames each
+    (tmp_path / "videos.csv").write_text("video,path,split,label\na,a.mp4,test,1\nb,b.mp4,test,0\n")
+    (tmp_path / "annotations.csv").write_text("video,start_frame,end_frame\na,8,24\n")
+    spec = {
+        "format": "generic",
+        "manifest": str(tmp_path / "videos.csv"),
+        "annotations": str(tmp_path / "annotations.csv"),
+    }
+    rng = np.random.default_rng(1)
+    truths = {"a": np.isin(np.arange(32), np.arange(8, 24)), "b": np.zeros(32, bool)}
+    scores = {
+        v: {"score": t + rng.normal(0, 0.6, 32), "score_raw": rng.random(32), "d": rng.random(32), "g": rng.random(32)}
+        for v, t in truths.items()
+    }
+    write_scores(tmp_path / "scores.h5", scores)
+    pd.DataFrame([{"stage": "gcl_loop", "epoch": 1, "loss_g": 1.0, "loss_d": 0.5}]).to_csv(
+        tmp_path / "training_log.tsv", sep="\t", index=False
+    )
+    pd.DataFrame([{"stage": "gcl_loop", "epoch": 1, "diagnostic_test_auc": 0.6}]).to_csv(
+        tmp_path / "curve.tsv", sep="\t", index=False
+    )
+    drawn = {}
+
+    def keep_legend(figure, path):
+        if path.name == "roc.png":
+            drawn["legend"] = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+        plt.close(figure)
+
+    monkeypatch.setattr(plots, "_save", keep_legend)
+    plot_run(
+        scores_path=tmp_path / "scores.h5",
+        index_path=tmp_path / "segments.tsv",
+        spec=spec,
+        training_log_path=tmp_path / "training_log.tsv",
+        curve_path=tmp_path / "curve.tsv",
+        outputs={name: tmp_path / f"{name}.png" for name in ("roc", "videos", "curves")},
+        title="t",
+    )
+    stored = read_scores(tmp_path / "scores.h5")
+    # the frame AUC auc.json reports as `auc`, of the delivered score (float32 as stored)
+    headline = frame_auc({v: stored[v]["score"] for v in truths}, truths)
+    assert drawn["legend"][0] == f"{DELIVERED_LABEL} (AUC = {headline:.4f})"
+    assert [label.split(" (AUC")[0] for label in drawn["legend"]] == [DELIVERED_LABEL, "D", "G"]

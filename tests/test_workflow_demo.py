@@ -80,3 +80,28 @@ def test_ablation_and_seed_tables(demo):
         values = runs.loc[runs["variant"] == variant, "auc"]
         assert len(values) == 2
         assert summary.loc[variant, "auc"] == pytest.approx(values.mean(), abs=1e-4)
+
+
+def test_training_logs_epochs_and_a_run_exports_and_summarises(demo, tmp_path):
+    import numpy as np
+
+    from gclvad.cli.main import main
+    from gclvad.datasets.segment_index import read_segment_index, split_videos
+    from gclvad.scoring.frames import read_scores
+
+    run = demo / "results/demo/i3d/GCL_PT/seed0"
+    job_logs = "\n".join(path.read_text() for path in (demo / "logs/demo/i3d/GCL_PT/seed0").rglob("*.log"))
+    assert "gcl_loop epoch 1/" in job_logs and ", ETA " in job_logs
+    assert "\r" not in job_logs  # no progress bar in a job log
+    assert main(["export", str(run), "-o", str(tmp_path / "export")]) == 0
+    _, scored = split_videos(read_segment_index(demo / "results/demo/segments.tsv"))
+    order = (tmp_path / "export/frame_predictions_videos.txt").read_text().splitlines()
+    scores = read_scores(run / "scores.h5")
+    assert order == [video for video in scored if video in scores] and len(order) == len(scores)
+    predictions = np.load(tmp_path / "export/frame_predictions.npy")
+    assert np.array_equal(predictions, np.concatenate([scores[video]["score"] for video in order]))
+    assert main(["summary", str(demo / "results"), "-o", str(tmp_path / "summary.tsv")]) == 0
+    summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
+    assert len(summary) == len(list((demo / "results").glob("*/*/*/seed*/auc.json"))) >= 1  # tables add runs
+    headline = summary[(summary["variant"] == "GCL_PT") & (summary["seed"] == 0)]["auc"].iloc[0]
+    assert headline == pytest.approx(json.loads((run / "auc.json").read_text())["auc"], abs=1e-4)

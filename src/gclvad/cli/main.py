@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 from gclvad import __version__
+from gclvad.cli import export as export_cli
+from gclvad.cli import summary as summary_cli
 from gclvad.cli import view as view_cli
 from gclvad.cli import watch as watch_cli
 from gclvad.datasets.manifest import write_manifest
@@ -136,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch_cli.add_parsers(commands)
     view_cli.add_parser(commands)
+    export_cli.add_parser(commands)
+    summary_cli.add_parser(commands)
     return parser
 
 
@@ -161,8 +165,8 @@ def _run_command(args: argparse.Namespace) -> int:
             return watch_cli.run_watch(args)
         elif args.command == "calibrate":
             return watch_cli.run_calibrate(args)
-        elif args.command == "view":
-            return view_cli.run(args)
+        elif args.command in ("view", "export", "summary"):
+            return {"view": view_cli, "export": export_cli, "summary": summary_cli}[args.command].run(args)
     except GclvadError as error:
         print(f"gclvad: error: {error}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: jobs run without a display
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import RocCurveDisplay
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from gclvad.atomic import write_atomic
 
@@ -35,14 +36,24 @@ def plot_message(path: str | Path, title: str, message: str) -> None:
     _save(fig, path)
 
 
-def plot_roc(truth: np.ndarray, scores: Mapping[str, np.ndarray], path: str | Path, title: str) -> None:
-    """ROC of each named frame-score array against the frame ground truth."""
+def roc_figure(truth: np.ndarray, scores: Mapping[str, np.ndarray], title: str) -> Figure:
+    """ROC of each named frame-score array against the frame ground truth, each labelled
+    with its frame AUC to 4 decimals (as auc.json gives it), the chance diagonal dotted."""
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for name, values in scores.items():
-        RocCurveDisplay.from_predictions(truth, values, name=name, ax=ax)
+        false_positive, true_positive, _ = roc_curve(truth, values)
+        ax.plot(false_positive, true_positive, label=f"{name} (AUC = {roc_auc_score(truth, values):.4f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
     ax.set_title(title)
-    _save(fig, path)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_roc(truth: np.ndarray, scores: Mapping[str, np.ndarray], path: str | Path, title: str) -> None:
+    """`roc_figure`, written to `path`."""
+    _save(roc_figure(truth, scores, title), path)
 
 
 def plot_score_histograms(

@@ -6,6 +6,7 @@
     labels      pseudo-labels and negative-learning targets
     data        the training data contract and row selection
     train       the training loop, stage by stage
+    progress    a log line per epoch (losses, ETA), a bar on a terminal
     checkpoint  checkpoints with every random state
     store       the models file, and scoring with it
 

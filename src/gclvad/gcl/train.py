@@ -68,6 +68,7 @@ from gclvad.gcl.data import (
 )
 from gclvad.gcl.labels import negative_learning_loss, soft_targets, threshold_labels
 from gclvad.gcl.models import Models, autocast, build_models, reconstruction_error, squared_error
+from gclvad.gcl.progress import StageProgress
 
 # Stage numbers for seeding: fixed, so a stage's random streams do not depend on which
 # other stages ran in the same call.
@@ -179,37 +180,39 @@ def train(
         if stage.name == Stage.PRETRAIN_D and state.epochs_done < stage.epochs:
             # G is frozen in this stage: its errors are computed once, not once per batch.
             frozen_g_errors = _errors_of_all_rows(models, features, config, forward)
-        while state.epochs_done < stage.epochs:
-            started = time.perf_counter()
-            totals = _run_epoch(stage, state, features, forced_normal, frozen_g_errors, config, forward)
-            state.epochs_done += 1
-            state.steps[str(stage.name)] += stage.steps_per_epoch
-            state.log.append(
-                {
-                    "stage": str(stage.name),
-                    "epoch": state.epochs_done,
-                    "steps": stage.steps_per_epoch,
-                    "stage_steps": state.steps[str(stage.name)],
-                    "batch_size": stage.batch_size,
-                    "rows": int(stage.rows.numel()),
-                    **totals,
-                    "lr": config.optimiser.lr,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-            # The callback runs before the checkpoint is written (so a kill between the two
-            # replays this epoch rather than losing what the callback records), and the
-            # checkpoint is written even when the callback raises.
-            try:
-                if on_epoch_end is not None:
-                    models.eval()
-                    on_epoch_end(str(stage.name), state.epochs_done, models)
-            finally:
-                if checkpoint_path is not None and _checkpoint_due(
-                    state, stage, last_checkpoint, checkpoint_interval_s
-                ):
-                    checkpoints.save_checkpoint(Path(checkpoint_path), fingerprint, _saved_state(state, rows))
-                    last_checkpoint = time.monotonic()
+        with StageProgress(stage, state.epochs_done) as progress:
+            while state.epochs_done < stage.epochs:
+                started = time.perf_counter()
+                totals = _run_epoch(stage, state, features, forced_normal, frozen_g_errors, config, forward)
+                state.epochs_done += 1
+                state.steps[str(stage.name)] += stage.steps_per_epoch
+                state.log.append(
+                    {
+                        "stage": str(stage.name),
+                        "epoch": state.epochs_done,
+                        "steps": stage.steps_per_epoch,
+                        "stage_steps": state.steps[str(stage.name)],
+                        "batch_size": stage.batch_size,
+                        "rows": int(stage.rows.numel()),
+                        **totals,
+                        "lr": config.optimiser.lr,
+                        "seconds": time.perf_counter() - started,
+                    }
+                )
+                progress.epoch_done(state.epochs_done, totals)
+                # The callback runs before the checkpoint is written (so a kill between the two
+                # replays this epoch rather than losing what the callback records), and the
+                # checkpoint is written even when the callback raises.
+                try:
+                    if on_epoch_end is not None:
+                        models.eval()
+                        on_epoch_end(str(stage.name), state.epochs_done, models)
+                finally:
+                    if checkpoint_path is not None and _checkpoint_due(
+                        state, stage, last_checkpoint, checkpoint_interval_s
+                    ):
+                        checkpoints.save_checkpoint(Path(checkpoint_path), fingerprint, _saved_state(state, rows))
+                        last_checkpoint = time.monotonic()
         state.stage_index, state.epochs_done = state.stage_index + 1, 0
 
     models.eval()
@@ -379,8 +382,7 @@ def _checkpoint_due(state: _State, stage: PlannedStage, last_checkpoint: float, 
 @torch.no_grad()
 def _errors_of_all_rows(models: Models, features: torch.Tensor, config: GCLConfig, forward) -> torch.Tensor:
     models.generator.eval()
-    chunk = config.scoring.chunk
-    parts = []
+    chunk, parts = config.scoring.chunk, []
     for start in range(0, features.shape[0], chunk):
         with forward():
             parts.append(reconstruction_error(models.generator, features[start : start + chunk]))
@@ -413,7 +415,5 @@ def _resume(state: _State, saved: dict) -> None:
         state.opt_d.load_state_dict(saved["opt_d"])
     state.opt_g.load_state_dict(saved["opt_g"])
     checkpoints.restore_rng(saved["rng"], state.rng)
-    state.stage_index = saved["stage_index"]
-    state.epochs_done = saved["epochs_done"]
-    state.log = list(saved["log"])
-    state.steps = dict(saved["steps"])
+    state.stage_index, state.epochs_done = saved["stage_index"], saved["epochs_done"]
+    state.log, state.steps = list(saved["log"]), dict(saved["steps"])

@@ -30,7 +30,7 @@ from gclvad.evaluation.plots import plot_video_scores
 from gclvad.extract.one_video import extract_video
 from gclvad.features.feature_set import single_video, use_crops
 from gclvad.features.files import read_video_features
-from gclvad.scoring.frames import write_scores_csv
+from gclvad.scoring.frames import SCORE_COLUMNS, write_scores_csv
 from gclvad.scoring.run import RunRecord, open_run
 from gclvad.scoring.scorer import score_feature_set
 
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 # Attributes a cached feature file must share with the run (and the source must not have
 # changed) to be reused instead of extracting again.
 CACHE_KEYS = ("extractor", "weights_sha256", "segment_length", "preprocessing", "source", "source_fingerprint")
-# CSV columns after frame and time_s: the run's score first, then D's and G's.
-SCORE_COLUMNS = ("score", "score_raw", "d", "g")
 ON_BAD_VIDEO = ("stop", "skip")
 
 

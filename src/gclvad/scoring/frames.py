@@ -31,6 +31,9 @@ from gclvad.errors import GclvadError
 # post-processed (smoothing); "score_raw" is the same before post-processing (the paper's
 # protocol); "d" and "g" are the networks' outputs beside them (paper §3.4).
 VideoScores = dict[str, np.ndarray]
+# Frame-score CSV columns after frame and time_s (`gclvad score`, `gclvad export`): the run's
+# score first, then D's and G's.
+SCORE_COLUMNS = ("score", "score_raw", "d", "g")
 
 _TRUNCATE = 4.0  # the smoothing kernel reaches this many sigmas each side
 

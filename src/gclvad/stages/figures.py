@@ -38,7 +38,11 @@ def plot_run(
         plots.plot_video_scores([(v, scores[v]["score"], None) for v in list(scores)[:4]], outputs["videos"])
         plots.plot_training_curves(log_rows, outputs["curves"])
         return
-    named = {name.upper(): _frames_of(scores, name, truths) for name in ("d", "g") if name in scores[evaluated[0]]}
+    # the delivered score (auc.json's headline `auc`) first, then the networks' own outputs
+    named = {DELIVERED_LABEL: _frames_of(scores, "score", truths)}
+    named.update(
+        {name.upper(): _frames_of(scores, name, truths) for name in ("d", "g") if name in scores[evaluated[0]]}
+    )
     truth = concatenated_frames({v: scores[v]["score"] for v in evaluated}, truths)[1]
     plots.plot_roc(truth, named, outputs["roc"], title)
     plots.plot_video_scores(
@@ -71,6 +75,10 @@ def plot_histograms(
     histograms.update({name.upper(): _frames_of(scores, name, truths) for name in ("g", "d") if name in first})
     truth = concatenated_frames({v: s["score"] for v, s in scores.items()}, truths)[1]
     plots.plot_score_histograms(truth, histograms, out_path)
+
+
+# The ROC legend's name of the run's delivered score (post-processed; auc.json's `auc`).
+DELIVERED_LABEL = "score (delivered)"
 
 
 def _frames_of(scores: Mapping, name: str, truths: Mapping) -> np.ndarray:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from gclvad.atomic import write_atomic, write_json_atomic
 from gclvad.datasets.segment_index import read_segment_index
+from gclvad.errors import GclvadError
 from gclvad.evaluation.metrics import FALSE_ALARM_THRESHOLD, frame_auc, frame_metrics
 from gclvad.features.feature_set import load_feature_set
 from gclvad.scoring.frames import read_scores, write_scores
@@ -188,15 +189,80 @@ TABLE_COLUMNS = (
 
 def aggregate_table(*, auc_paths: Sequence[str | Path], out_path: str | Path) -> None:
     """One row per run (variant, seed, AUCs), then mean ± std per variant over seeds."""
-    rows = []
-    for path in auc_paths:
-        result = read_json(path)
-        rows.append({key: result.get(key) for key in TABLE_COLUMNS})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([run_row(read_json(path), TABLE_COLUMNS) for path in auc_paths])
     summary = table.groupby("variant", sort=False)["auc"].agg(["mean", "std", "count"]).reset_index()
     others = [key for key in TABLE_COLUMNS[3:] if table[key].notna().any()]
     summary = summary.join(table.groupby("variant", sort=False)[others].mean(), on="variant")
     summary.insert(1, "seed", "all")
     summary = summary.rename(columns={"mean": "auc", "std": "auc_std", "count": "runs"})
     combined = pd.concat([table, summary[summary["runs"] > 1]], ignore_index=True)
-    write_atomic(out_path, lambda temporary: combined.to_csv(temporary, sep="\t", index=False, float_format="%.4f"))
+    _write_table(combined, out_path)
+
+
+def run_row(result: Mapping, columns: Sequence[str]) -> dict:
+    """A table's row of one run's auc.json: its value of each column, None where it has none
+    (a run without ground truth has no AUC; only D's probabilities get a false-alarm rate)."""
+    return {key: result.get(key) for key in columns}
+
+
+def _write_table(table: pd.DataFrame, path: str | Path) -> None:
+    write_atomic(path, lambda temporary: table.to_csv(temporary, sep="\t", index=False, float_format="%.4f"))
+
+
+# results/summary.tsv: the run, from its folder, then the metrics of its auc.json.
+RUN_FOLDER_COLUMNS = ("dataset", "extractor", "variant", "seed")
+SUMMARY_METRICS = (
+    "auc", "auc_raw", "average_precision", "auc_anomalous_videos",
+    "macro_auc", "false_alarm_rate", "videos", "frames",
+)  # fmt: skip
+# A run's auc.json below the results folder; results/{dataset}/auc.json (a copy of the
+# dataset's default run) is one level higher and not matched.
+RUN_AUC_GLOB = "*/*/*/seed*/auc.json"
+
+
+def results_summary(*, results_dir: str | Path, out_path: str | Path) -> pd.DataFrame:
+    """results/summary.tsv: one row per finished run under `results_dir` (every
+    {dataset}/{extractor}/{variant}/seed{seed}/auc.json present), ordered by those four.
+
+    What is present, not what a config asks for: runs of every dataset and config that
+    were ever evaluated there, so it is a command rather than a workflow rule."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise GclvadError(f"{results_dir}: not a folder (the workflow's results/)")
+    paths = list(results_dir.glob(RUN_AUC_GLOB))
+    if not paths:
+        raise GclvadError(f"{results_dir}: no finished run (no {RUN_AUC_GLOB.replace('*', '?')}) below it")
+    rows = sorted(
+        (_run_folder(path, results_dir) | run_row(_auc_json(path), SUMMARY_METRICS) for path in paths), key=_run_order
+    )
+    table = pd.DataFrame(rows, columns=[*RUN_FOLDER_COLUMNS, *SUMMARY_METRICS])
+    _write_table(table, out_path)
+    log.info("%d runs summarised in %s", len(table), out_path)
+    return table
+
+
+def _run_folder(auc_path: Path, results_dir: Path) -> dict:
+    """dataset, extractor, variant and seed of results/{dataset}/{extractor}/{variant}/seed{seed}/auc.json."""
+    dataset, extractor, variant, seed_folder, _ = auc_path.relative_to(results_dir).parts
+    seed = seed_folder.removeprefix("seed")
+    return {
+        "dataset": dataset,
+        "extractor": extractor,
+        "variant": variant,
+        "seed": int(seed) if seed.isdigit() else seed,
+    }
+
+
+def _run_order(row: dict) -> tuple:
+    # seeds numerically (seed2 before seed10); a seed that is not a number after those
+    return (row["dataset"], row["extractor"], row["variant"], isinstance(row["seed"], str), str(row["seed"]).zfill(12))
+
+
+def _auc_json(path: Path) -> dict:
+    try:
+        result = read_json(path)
+    except (OSError, ValueError) as error:
+        raise GclvadError(f"{path}: cannot read the run's metrics ({error})") from error
+    if not isinstance(result, dict):
+        raise GclvadError(f"{path}: holds {type(result).__name__}, not the metrics object evaluate_run writes")
+    return result
