@@ -17,6 +17,7 @@ from gclvad.cli import summary as summary_cli
 from gclvad.cli import view as view_cli
 from gclvad.cli import watch as watch_cli
 from gclvad.datasets.manifest import write_manifest
+from gclvad.decode.inputs import ON_BAD_VIDEO
 from gclvad.errors import GclvadError
 from gclvad.logs import command_log
 
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     score.add_argument("--batch-size", type=int, help="clips per extractor call (default: the run's)")
     score.add_argument(
-        "--on-bad-video", choices=["stop", "skip"], default="stop", help=BAD_VIDEO_HELP.format(done="scored")
+        "--on-bad-video", choices=ON_BAD_VIDEO, default="stop", help=BAD_VIDEO_HELP.format(done="scored")
     )
 
     extract = commands.add_parser(
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--crops", choices=["centre", "three", "ten"], default="centre", help="crops of every segment (default: centre)"
     )
     extract.add_argument(
-        "--on-bad-video", choices=["stop", "skip"], default="stop", help=BAD_VIDEO_HELP.format(done="extracted")
+        "--on-bad-video", choices=ON_BAD_VIDEO, default="stop", help=BAD_VIDEO_HELP.format(done="extracted")
     )
 
     manifest = commands.add_parser(

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from gclvad.atomic import write_atomic
 from gclvad.datasets.base import Video, is_scored, is_trained
+from gclvad.decode.inputs import ON_BAD_VIDEO
 from gclvad.decode.video import OK, TRUNCATED, VideoInfo, padded_tail, probe_video, segment_count
 from gclvad.errors import BadDatasetError, BadVideoError, GclvadError
 from gclvad.features.npy import check_finite, video_shape
@@ -35,7 +36,6 @@ COLUMNS = [
     "segments", "padded_tail", "status", "reason",
 ]  # fmt: skip
 _INT_COLUMNS = ["frames", "width", "height", "segments", "padded_tail"]
-ON_BAD_VIDEO = ("stop", "skip")
 # Below this many videos a progress bar is noise.
 _PROGRESS_FROM = 20
 

@@ -14,6 +14,10 @@ from pathlib import Path
 from gclvad.decode.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from gclvad.errors import BadVideoError, GclvadError
 
+# What a video that cannot be used does to a call that was given several: `stop` it (an error
+# naming the video and the problem) or be `skip`ped (reported with its reason).
+ON_BAD_VIDEO = ("stop", "skip")
+
 
 def is_frame_folder(folder: Path) -> bool:
     """Whether `folder` holds frame images (then it is one video, not a folder of videos)."""

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gclvad.decode.crops import crop_count
+from gclvad.decode.inputs import ON_BAD_VIDEO
 from gclvad.device import resolve_device
 from gclvad.errors import BadVideoError, GclvadError
 from gclvad.extract.decoders import DecoderPool, DecodeTask, Failed, Segment
@@ -47,7 +48,6 @@ from gclvad.weights import is_marker
 
 log = logging.getLogger(__name__)
 
-ON_BAD_VIDEO = ("stop", "skip")
 _STAGED_BATCHES = 2  # batches gathered ahead of the network
 PROGRESS_LOG_S = 30.0
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gclvad.atomic import write_atomic
-from gclvad.decode.inputs import collect_videos, videos_in_folder
+from gclvad.decode.inputs import ON_BAD_VIDEO, collect_videos, videos_in_folder
 from gclvad.errors import BadVideoError, GclvadError
 from gclvad.evaluation.plots import plot_video_scores
 from gclvad.extract.one_video import extract_video
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 # Attributes a cached feature file must share with the run (and the source must not have
 # changed) to be reused instead of extracting again.
 CACHE_KEYS = ("extractor", "weights_sha256", "segment_length", "preprocessing", "source", "source_fingerprint")
-ON_BAD_VIDEO = ("stop", "skip")
 
 
 @dataclass(frozen=True)
