@@ -16,6 +16,8 @@ import signal
 import threading
 from pathlib import Path
 
+from gclvad.errors import GclvadError
+from gclvad.live.cameras import WatchSettings, cameras_of_sources, read_camera_file
 from gclvad.live.source import SourceSettings
 from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_QUANTILE
 from gclvad.scoring.quantiles import QUANTILE_LEVELS
@@ -130,8 +132,6 @@ def add_parsers(commands) -> None:
 
 
 def _settings(args):
-    from gclvad.live.watcher import WatchSettings
-
     source = SourceSettings(
         realtime=args.realtime,
         input_format=args.format,
@@ -177,9 +177,6 @@ def stop_on_signals(stop: threading.Event):
 
 def _sources(args, settings):
     """One source (watched alone), or the cameras of the sources or of the camera file."""
-    from gclvad.errors import GclvadError
-    from gclvad.live.cameras import cameras_of_sources, read_camera_file
-
     if args.cameras is not None and args.source:
         raise GclvadError("watch: give sources or --cameras FILE, not both")
     if args.cameras is not None:

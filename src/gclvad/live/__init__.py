@@ -9,7 +9,9 @@
     events       events.jsonl and each event's plot and clip
     outputs      scores.csv, the status line, the summary
     listeners    what a watch tells sinks and the web page as it goes (the contract)
-    watcher      the scoring loop
+    cameras      the watch's settings, its cameras, the camera file (--cameras)
+    camera_watch one camera of a watch: its decoding, alerts, files, status
+    watcher      the scoring loop: every camera's segments in shared batches, round-robin
 
 This package file imports nothing.
 """
