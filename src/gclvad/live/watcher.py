@@ -93,6 +93,7 @@ class Watcher:
         if not single:
             refuse_earlier_watch(self.out_dir)  # the top-level summary.json of an earlier watch
         self.batch_size = max(1, int(settings.batch_size or record.extractor.get("batch_size", 4)))
+        self.score_rows = max(2, self.batch_size)  # segments in every scorer call (see _score)
         self.listeners = listeners if listeners is not None else Listeners()
         self.cameras = []
         for camera in cameras:  # every camera's problems are found before the slow work
@@ -180,13 +181,16 @@ class Watcher:
             self._turn %= len(self.active)
 
     def _score(self, batch: list[tuple[CameraWatch, LiveSegment]]) -> None:
+        # How segments happen to be batched (by timing, by other cameras) must never change a
+        # score, yet on CPU a lone clip is computed by other kernels than two or more (its
+        # features differ in the last bits), and the scorer's matrix products sum in an order
+        # that depends on their row count. So a lone clip goes with a copy of itself, and the
+        # scorer always gets `score_rows` segments (the batch, its last one repeated): the
+        # networks are the cheap part. A segment's numbers are then its own, bit for bit.
         preprocessing = self.extractor.preprocessing
         clips = torch.stack([preprocessing.normalize(segment.frames) for _, segment in batch])
         if clips.ndim == 5 and len(clips) == 1:
-            # A lone clip is computed by other kernels than two or more (on CPU its features and
-            # scores differ in the last bits): it goes with a copy of itself, so that how segments
-            # happen to be batched (by timing, by other cameras) never changes a score.
-            clips = clips.expand(2, *clips.shape[1:])
+            clips = clips.repeat(2, 1, 1, 1, 1)  # a real copy: a stride-0 batch takes other kernels again
         # (B, 3, T, h, w), or (B, C, 3, T, h, w) for C crops a segment: one extractor call for all
         # cameras' clips; the features (B, C, d) of C crops are then used as the run used them.
         features = self.extractor.extract(clips.reshape(-1, *clips.shape[-4:])).numpy()
@@ -194,8 +198,9 @@ class Watcher:
         features = features.astype(self.stored_dtype).astype(np.float32)
         if clips.ndim == 6:
             features = use_crops(features.reshape(len(clips), -1, features.shape[-1]), self.record.crops)
+        padding = np.repeat(features[-1:], self.score_rows - len(features), axis=0)
         # Every segment is scored on its own (no smoothing across rows): mixing cameras is safe.
-        values = self.scorer.segment_scores(single_video(features))
+        values = self.scorer.segment_scores(single_video(np.concatenate([features, padding])))
         now = time.time()
         for row, (camera, segment) in enumerate(batch):
             camera.scored_segment(segment, {name: float(column[row]) for name, column in values.items()}, now)
