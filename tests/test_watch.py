@@ -561,11 +561,14 @@ def test_batches_take_cameras_in_turn_so_a_busy_one_starves_no_other():
     batcher.active, batcher.batch_size, batcher._turn = [busy, slow, idle], 4, 0
     batches = [[segment for _, segment in batcher._gather()] for _ in range(4)]
     assert batches == [
-        ["busy0", "slow0", "busy1", "busy2"],
-        ["slow1", "busy3", "busy4", "busy5"],  # the next batch starts with the next camera
+        ["busy0", "slow0", "busy1", "slow1"],  # one a camera in turn: the slow one's both go first
+        ["busy2", "busy3", "busy4", "busy5"],
         ["busy6", "busy7", "busy8", "busy9"],
         ["busy10", "busy11", "busy12", "busy13"],
     ]
+    assert batcher._turn == 1  # each batch starts one camera further
+    slow.queue, idle.queue = ["slow2"], ["idle0"]
+    assert [segment for _, segment in batcher._gather()] == ["slow2", "idle0", "busy14", "busy15"]
 
 
 def test_one_cameras_lost_stream_never_stalls_the_others(tiny, tmp_path):
@@ -576,7 +579,7 @@ def test_one_cameras_lost_stream_never_stalls_the_others(tiny, tmp_path):
         "north": write_ts(tmp_path / "north.ts", textured_frames(250, SIZE, seed=1)),
         "south": write_ts(tmp_path / "south.ts", textured_frames(300, SIZE, seed=2)),
     }
-    source = SourceSettings(read_timeout_s=1.0, give_up_after_s=1.0, max_backoff_s=0.5)
+    source = SourceSettings(open_timeout_s=1.0, read_timeout_s=1.0, give_up_after_s=1.0, max_backoff_s=0.5)
     settings = WatchSettings(threshold=1e9, source=source)
     cameras = [Camera(name, f"udp://127.0.0.1:{port}") for name, port in ports.items()]
     listener, result = RecordingListener(), {}
