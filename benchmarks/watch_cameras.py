@@ -100,7 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     print(describe())
     print(f"process {os.getpid()}; {len(psutil.pids())} processes on the machine (shared: counts are lower bounds)")
-    extractor = tiny_extractor() if args.extractor == "tiny" else build_extractor(args.extractor, "random", device="cpu")
+    tiny = args.extractor == "tiny"
+    extractor = tiny_extractor() if tiny else build_extractor(args.extractor, "random", device="cpu")
     frames = int(args.fps * args.seconds)
     results, sustained = [], 0
     with tempfile.TemporaryDirectory() as temporary:
