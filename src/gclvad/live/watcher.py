@@ -128,6 +128,8 @@ class Watcher:
             stopped_by = self._loop()
         finally:
             try:
+                for camera in self.active:  # all threads told at once: each finish waits for its own
+                    camera.halt.set()
                 for camera in list(self.active):
                     camera.finish(stopped_by)
                 self.active.clear()
