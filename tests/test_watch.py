@@ -10,11 +10,14 @@ the registry exactly as `gclvad score` builds it) where watch's scores are compa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -35,6 +38,8 @@ from gclvad.features.files import read_video_features
 from gclvad.gcl.store import load_models, read_models_metadata, save_models, score
 from gclvad.live.alerts import CausalSmoother, EventDetector, ScoredSegment
 from gclvad.live.calibration import calibrate_run
+from gclvad.live.cameras import Camera, camera_file_sinks, read_camera_file
+from gclvad.live.listeners import WatchListener
 from gclvad.live.source import SourceSettings, _Clock
 from gclvad.live.threshold import CALIBRATION_FILE, run_threshold
 from gclvad.live.watcher import WatchSettings, watch
@@ -422,3 +427,271 @@ def test_memory_stays_flat_over_a_long_stream(tiny, tmp_path):
     assert rest.max() - warm.max() < 16, f"RSS grew from {warm.max():.0f} MiB to {rest.max():.0f} MiB"
     events = read_events(tmp_path / "out")
     assert events[-1]["clip_frames"] == frames  # one long event, its clip written as it went
+
+
+# ---------------------------------------------------------------- many cameras, one network
+
+
+class RecordingListener(WatchListener):
+    """Every call, in order: (method, camera, value)."""
+
+    def __init__(self):
+        self.calls = []
+        self.lock = threading.Lock()
+
+    def _record(self, *call):
+        with self.lock:
+            self.calls.append((*call, time.time()))
+
+    def camera_started(self, camera, info):
+        self._record("camera_started", camera, info)
+
+    def segment_scored(self, camera, row):
+        self._record("segment_scored", camera, row)
+
+    def event(self, camera, record):
+        self._record("event", camera, record)
+
+    def status(self, camera, status):
+        self._record("status", camera, status)
+
+    def camera_stopped(self, camera, summary):
+        self._record("camera_stopped", camera, summary)
+
+    def close(self):
+        self._record("close", None, None)
+
+    def of(self, method, camera=None):
+        return [value for name, who, value, _ in self.calls if name == method and camera in (None, who)]
+
+
+@pytest.fixture
+def counted_builds(monkeypatch):
+    """The run's extractor and scorer as `open_run` builds them, counted (the tiny extractor:
+    the registry does not know it)."""
+    import gclvad.scoring.run as run_module
+
+    builds = {"extractor": 0, "scorer": 0}
+    load_scorer = run_module.load_scorer
+
+    def build_extractor(record, weights, device):
+        builds["extractor"] += 1
+        return tiny_extractor()
+
+    def counting_load_scorer(*args, **kwargs):
+        builds["scorer"] += 1
+        return load_scorer(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "build_run_extractor", build_extractor)
+    monkeypatch.setattr(run_module, "load_scorer", counting_load_scorer)
+    return builds
+
+
+def test_cameras_share_one_network_and_score_as_watching_each_alone(tiny, tmp_path, counted_builds):
+    """Three cameras (two of the same file, with their own alert options) in one watch: one
+    extractor and scorer built, segments of all cameras in shared batches, and every camera's
+    scores bit for bit those of a watch of its file alone; each its own folder and events."""
+    yard = write_ts(tmp_path / "yard.ts", textured_frames(96, SIZE, seed=7))
+    settings = WatchSettings(threshold=1.0, hold_s=1.0, batch_size=4)
+    cameras = [
+        Camera("gate", str(tiny["live"])),
+        Camera("yard", str(yard)),
+        Camera("Lane-2", str(tiny["live"]), dataclasses.replace(settings, threshold=1e9, smooth_segments=3)),
+    ]
+    listener = RecordingListener()
+    summary = watch(tiny["run"], cameras, tmp_path / "all", settings, listeners=listener)
+    assert counted_builds == {"extractor": 1, "scorer": 1}
+
+    for name, source, own in (("gate", tiny["live"], settings), ("yard", yard, settings)):
+        alone = tmp_path / f"alone-{name}"
+        watch(tiny["run"], str(source), alone, own, extractor=tiny_extractor())
+        together = pd.read_csv(tmp_path / "all" / name / "scores.csv", dtype=str)
+        expected = pd.read_csv(alone / "scores.csv", dtype=str)  # the 9 significant digits as written
+        columns = ["segment", "first_frame", "last_frame", "stream_start_s", "score", "d", "g", "alert"]
+        pd.testing.assert_frame_equal(together[columns], expected[columns])
+        assert [
+            {k: v for k, v in e.items() if not k.endswith("_at") and k != "start_arrival"}
+            for e in read_events(tmp_path / "all" / name)
+        ] == [
+            {k: v for k, v in e.items() if not k.endswith("_at") and k != "start_arrival"} for e in read_events(alone)
+        ]
+    lane = pd.read_csv(tmp_path / "all" / "Lane-2" / "scores.csv")
+    gate = pd.read_csv(tmp_path / "all" / "gate" / "scores.csv")
+    assert lane["score"].tolist() == gate["score"].tolist()  # the same file, scored in other batches
+    assert lane["alert"].eq(0).all() and "smoothed" in lane and "smoothed" not in gate  # its own options
+    assert read_events(tmp_path / "all" / "Lane-2") == [] and len(read_events(tmp_path / "all" / "gate")) == 2
+
+    assert set(summary["cameras"]) == {"gate", "yard", "Lane-2"}
+    assert json.loads((tmp_path / "all" / "summary.json").read_text()) == summary
+    for name, camera in summary["cameras"].items():
+        assert camera == json.loads((tmp_path / "all" / name / "summary.json").read_text())
+        assert camera["stopped_by"] == "end of file" and camera["camera"] == name
+    assert [summary["cameras"][n]["scored_segments"] for n in ("gate", "yard", "Lane-2")] == [10, 6, 10]
+
+    # The listeners heard it all: starts, every row, every events.jsonl line, the ends, close last.
+    assert [who for name, who, *_ in listener.calls if name == "camera_started"] == ["gate", "yard", "Lane-2"]
+    info = listener.of("camera_started", "yard")[0]
+    assert info["source"] == str(yard) and info["out_dir"] == str(tmp_path / "all" / "yard")
+    assert info["threshold"]["value"] == 1.0 and info["segment_length"] == SEGMENT
+    for name in ("gate", "yard", "Lane-2"):
+        rows = listener.of("segment_scored", name)
+        table = pd.read_csv(tmp_path / "all" / name / "scores.csv")
+        assert [row["score"] for row in rows] == pytest.approx(table["score"].tolist(), rel=1e-8)
+        assert [row["alert"] for row in rows] == table["alert"].tolist()
+        assert listener.of("event", name) == read_events(tmp_path / "all" / name)
+        assert listener.of("camera_stopped", name) == [summary["cameras"][name]]
+    assert listener.calls[-1][0] == "close" and len(listener.of("close")) == 1
+
+
+class FakeCamera:
+    """A camera of queued segment numbers, for the batcher alone."""
+
+    def __init__(self, name: str, queued: int):
+        self.name, self.queue = name, [f"{name}{i}" for i in range(queued)]
+
+    def take(self):
+        return self.queue.pop(0) if self.queue else None
+
+
+def test_batches_take_cameras_in_turn_so_a_busy_one_starves_no_other():
+    from gclvad.live.watcher import Watcher
+
+    busy, slow, idle = FakeCamera("busy", 20), FakeCamera("slow", 2), FakeCamera("idle", 0)
+    batcher = Watcher.__new__(Watcher)  # the batcher alone, without a run
+    batcher.active, batcher.batch_size, batcher._turn = [busy, slow, idle], 4, 0
+    batches = [[segment for _, segment in batcher._gather()] for _ in range(4)]
+    assert batches == [
+        ["busy0", "slow0", "busy1", "slow1"],  # one a camera in turn: the slow one's both go first
+        ["busy2", "busy3", "busy4", "busy5"],
+        ["busy6", "busy7", "busy8", "busy9"],
+        ["busy10", "busy11", "busy12", "busy13"],
+    ]
+    assert batcher._turn == 1  # each batch starts one camera further
+    slow.queue, idle.queue = ["slow2"], ["idle0"]
+    assert [segment for _, segment in batcher._gather()] == ["slow2", "idle0", "busy14", "busy15"]
+
+
+def test_one_cameras_lost_stream_never_stalls_the_others(tiny, tmp_path):
+    """Two UDP cameras; one's sender is killed: that camera gives up and ends alone while the
+    other is still scored, until its own stream ends. Status about once a second per camera."""
+    ports = {"north": free_udp_port(), "south": free_udp_port()}
+    videos = {
+        "north": write_ts(tmp_path / "north.ts", textured_frames(250, SIZE, seed=1)),
+        "south": write_ts(tmp_path / "south.ts", textured_frames(300, SIZE, seed=2)),
+    }
+    source = SourceSettings(open_timeout_s=1.0, read_timeout_s=1.0, give_up_after_s=1.0, max_backoff_s=0.5)
+    settings = WatchSettings(threshold=1e9, source=source)
+    cameras = [Camera(name, f"udp://127.0.0.1:{port}") for name, port in ports.items()]
+    listener, result = RecordingListener(), {}
+
+    def run_watch():
+        result["summary"] = watch(
+            tiny["run"], cameras, tmp_path / "out", settings, extractor=tiny_extractor(), listeners=listener
+        )
+
+    watching = threading.Thread(target=run_watch)
+    watching.start()
+    senders = []
+    try:
+        for name, port in ports.items():
+            wait_until_listening(port)
+            senders.append(start_sender(videos[name], port))
+        time.sleep(3.0)
+        senders[0].kill()  # north, mid-stream (its 250 frames take 10 s)
+        senders[0].wait()
+        assert senders[1].wait(timeout=60) == 0
+        watching.join(timeout=60)
+    finally:
+        for sender in senders:
+            sender.kill()
+    assert not watching.is_alive()
+    cameras_summary = result["summary"]["cameras"]
+    north, south = cameras_summary["north"], cameras_summary["south"]
+    assert north["stopped_by"] == south["stopped_by"] == "gave up"
+    stopped = {who: when for name, who, _, when in listener.calls if name == "camera_stopped"}
+    assert stopped["north"] < stopped["south"] - 5  # north ended alone, south went on
+    south_rows = pd.read_csv(tmp_path / "out" / "south" / "scores.csv")
+    assert (south_rows["unix_time"] > stopped["north"]).sum() >= 5  # still scored after north ended
+    assert len(south_rows) == south["scored_segments"] >= 300 // SEGMENT - 1 - south["dropped_segments"]
+    assert 2 <= north["scored_segments"] < 250 // SEGMENT
+    for name in ports:
+        statuses = listener.of("status", name)
+        seconds = cameras_summary[name]["seconds"]
+        assert seconds / 2 <= len(statuses) <= seconds + 2  # about once a second
+        assert {
+            "frames",
+            "fps_in",
+            "scored_segments",
+            "dropped_segments",
+            "reconnects",
+            "latency_s",
+            "alerting",
+        } <= set(statuses[-1])
+    from gclvad.cli.watch import exit_status
+
+    assert exit_status(result["summary"]) == 3
+
+
+def write_camera_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_camera_files_sinks_are_read_and_a_bad_one_is_refused_before_watching(tiny, tmp_path, capsys):
+    text = f"cameras:\n  - {{name: gate, source: {tiny['live']}}}\nsinks:\n  - {{webhook: 'ftp://127.0.0.1/x'}}\n"
+    cameras = write_camera_file(tmp_path / "cameras.yaml", text)
+    assert camera_file_sinks(cameras) == [{"webhook": "ftp://127.0.0.1/x"}]
+    out = tmp_path / "out"
+    assert main(["watch", str(tiny["run"]), "--cameras", str(cameras), "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"gclvad: error: {cameras}: ") and "expected an http:// or https:// URL" in error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ("- {name: gate, source: A}\n  - {name: Gate, source: B}", r"camera 2 is named 'Gate' like an earlier one"),
+        ("- {name: gate}", r"camera 1 \('gate'\): no 'source' given"),
+        ("- {name: gate, source: A, hold_s: 3}", r"camera 1 \('gate'\): unknown option 'hold_s'; a camera takes"),
+        ("- {name: ../up, source: A}", r"camera 1 has the name '../up'; a camera name is its output folder"),
+        ("- {name: a b, source: A}", r"camera 1 has the name 'a b'"),
+        ("- {name: gate, source: A, hold: soon}", r"camera 1 \('gate'\): 'hold' must be a number, got 'soon'"),
+        ("- {name: gate, source: A, quantile: 0.9, threshold: 2}", r"give 'quantile' or 'threshold', not both"),
+        ("[]", r"the camera list is empty"),
+    ],
+)
+def test_bad_camera_files_are_refused_before_watching(tiny, tmp_path, capsys, entries, problem):
+    cameras = write_camera_file(tmp_path / "cameras.yaml", f"cameras:\n  {entries}\n".replace("A", str(tiny["live"])))
+    out = tmp_path / "out"
+    assert main(["watch", str(tiny["run"]), "--cameras", str(cameras), "-o", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"gclvad: error: {cameras}") and re.search(problem, error), error
+    assert not out.exists()
+
+
+def test_camera_file_options_override_the_command_line(tiny, tmp_path, capsys):
+    text = f"""cameras:
+  - name: gate
+    source: {tiny["live"]}
+    hold: 3
+    quantile: 0.9
+    input_options: {{fifo_size: 100000}}
+    give_up_after: 60
+  - name: yard
+    source: {tiny["live"]}
+"""
+    defaults = WatchSettings(threshold=2.0, hold_s=1.0, source=SourceSettings(read_timeout_s=4.0))
+    gate, yard = read_camera_file(write_camera_file(tmp_path / "cameras.yaml", text), defaults)
+    assert (gate.name, gate.settings.hold_s, gate.settings.quantile, gate.settings.threshold) == (
+        "gate",
+        3.0,
+        0.9,
+        None,
+    )
+    assert gate.settings.source == SourceSettings(
+        read_timeout_s=4.0, options={"fifo_size": "100000"}, give_up_after_s=60.0
+    )
+    assert yard.settings == defaults
+    assert main(["watch", str(tiny["run"]), str(tiny["live"]), "--cameras", str(tmp_path / "cameras.yaml")]) == 2
+    assert "give sources or --cameras FILE, not both" in capsys.readouterr().err

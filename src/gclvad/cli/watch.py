@@ -1,8 +1,10 @@
 """The `gclvad watch` and `gclvad calibrate` commands: arguments, signals, exit status.
 
 Exit status of watch: 0 when it ended cleanly (end of a file, Ctrl-C or SIGTERM: the current
-event is closed and every file is complete), 2 for bad input, 3 when a stream stayed lost
-longer than --give-up-after.
+event is closed and every file is complete), 2 for bad input (a bad camera file included),
+3 when a stream stayed lost longer than --give-up-after (with several cameras: any camera's,
+the others watched on), 1 when a camera's decoding failed while others watched on (its
+summary says why; a single source's failure is an error of the watch, exit 2).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import signal
 import threading
 from pathlib import Path
 
+from gclvad.errors import GclvadError
+from gclvad.live.cameras import WatchSettings, camera_file_sinks, cameras_of_sources, read_camera_file
 from gclvad.live.listeners import Listeners
-from gclvad.live.sinks import add_sink_options, sinks_from_args
+from gclvad.live.sinks import add_sink_options, sinks_from_args, sinks_from_config
 from gclvad.live.source import SourceSettings
 from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_QUANTILE
 from gclvad.live.web import add_http_option, page_from_args
@@ -23,7 +27,7 @@ from gclvad.scoring.quantiles import QUANTILE_LEVELS
 
 log = logging.getLogger(__name__)
 
-GAVE_UP = 3
+CAMERA_FAILED, GAVE_UP = 1, 3
 # watch's plain options: flag, type, default, help.
 _WATCH_OPTIONS = (
     ("--hold", float, 2.0, "seconds below the threshold before an alert closes"),
@@ -62,15 +66,28 @@ def add_parsers(commands) -> None:
         help="score a live stream, camera or file as it plays, with alerts",
         description="Score every segment of a live source with a trained run as it arrives; write "
         "OUT/scores.csv (one row per segment), OUT/events.jsonl (alerts opening and closing), "
-        "OUT/events/event_NNNN.png (and .mp4 with --clips) and OUT/summary.json. Stops cleanly on "
-        "Ctrl-C or SIGTERM (exit 0), at the end of a file, or (exit 3) when a stream stays lost "
-        "longer than --give-up-after. Bad input is a source that cannot be opened (not found, a folder, "
-        "not a video, no video stream): exit 2 with an error naming it and the problem; watch reads one "
-        "source, so there is nothing to skip (no --on-bad-video), and a stream that drops is reconnected.",
+        "OUT/events/event_NNNN.png (and .mp4 with --clips) and OUT/summary.json. Several sources, "
+        "or a camera file (--cameras), are watched by one process and one network, their segments "
+        "scored in shared batches, each camera with its own alerts and files in OUT/NAME/ (sources "
+        "given here are named camera1, camera2, ...) and OUT/summary.json listing them. Stops cleanly "
+        "on Ctrl-C or SIGTERM (exit 0), at the end of every file, or (exit 3) when a stream stays lost "
+        "longer than --give-up-after. Bad input (a source that cannot be opened: not found, a folder, not "
+        "a video, no video stream; a bad camera file or sink) stops before watching with exit 2 and an "
+        "error naming it; a stream that drops is reconnected.",
     )
     watch.add_argument("run", type=Path, help="a trained run folder (holds models.pt)")
     watch.add_argument(
-        "source", help="what FFmpeg opens: rtsp://..., udp://@:5000, http(s)://.../x.m3u8, /dev/video0, or a video file"
+        "source",
+        nargs="*",
+        metavar="SOURCE",
+        help="what FFmpeg opens: rtsp://..., udp://@:5000, http(s)://.../x.m3u8, /dev/video0, or a video file",
+    )
+    watch.add_argument(
+        "--cameras",
+        type=Path,
+        metavar="FILE",
+        help="a YAML camera list (name, source and the camera's own options for each; see the README) "
+        "instead of SOURCE",
     )
     watch.add_argument("-o", "--out", type=Path, default=Path("watch"), help="output folder (default: watch)")
     watch.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
@@ -122,8 +139,6 @@ def add_parsers(commands) -> None:
 
 
 def _settings(args):
-    from gclvad.live.watcher import WatchSettings
-
     source = SourceSettings(
         realtime=args.realtime,
         input_format=args.format,
@@ -167,19 +182,57 @@ def stop_on_signals(stop: threading.Event):
             signal.signal(signum, handler)
 
 
+def _sources(args, settings):
+    """One source (watched alone), or the cameras of the sources or of the camera file."""
+    if args.cameras is not None and args.source:
+        raise GclvadError("watch: give sources or --cameras FILE, not both")
+    if args.cameras is not None:
+        return read_camera_file(args.cameras, settings)
+    if not args.source:
+        raise GclvadError("watch: no source given: give one or more sources, or --cameras FILE")
+    return args.source[0] if len(args.source) == 1 else cameras_of_sources(args.source)
+
+
+def _sinks(args) -> list:
+    """The event sinks of the options and of the camera file, started; none started on bad input."""
+    sinks = []
+    if args.cameras is not None:
+        try:
+            sinks = sinks_from_config(camera_file_sinks(args.cameras), args.out)
+        except GclvadError as error:
+            raise GclvadError(f"{args.cameras}: {error}") from None
+    try:
+        return sinks + sinks_from_args(args, args.out)
+    except GclvadError:
+        for sink in sinks:
+            sink.close()
+        raise
+
+
+def exit_status(summary: dict) -> int:
+    """GAVE_UP if a camera's stream was given up, CAMERA_FAILED if one failed, else 0."""
+    summaries = list(summary["cameras"].values()) if "cameras" in summary else [summary]
+    if any(camera["stopped_by"] == "gave up" for camera in summaries):
+        return GAVE_UP
+    return CAMERA_FAILED if any(camera["stopped_by"] == "error" for camera in summaries) else 0
+
+
 def run_watch(args) -> int:
     from gclvad.live.watcher import watch
 
+    settings = _settings(args)
+    sources = _sources(args, settings)  # a bad camera file is refused before anything starts
     stop = threading.Event()
     # sinks and the page first: bad input is refused before the slow start; closing them flushes the
     # sinks' outboxes and stops the page
-    listeners = Listeners([*sinks_from_args(args, args.out), page_from_args(args)])
+    listeners = Listeners([*_sinks(args), page_from_args(args)])
     with contextlib.closing(listeners), stop_on_signals(stop):
         summary = watch(
-            args.run, args.source, args.out, _settings(args), weights=args.weights, device=args.device, stop=stop
-        )
+            args.run, sources, args.out, settings, weights=args.weights, device=args.device, stop=stop,
+            listeners=listeners,
+        )  # fmt: skip
     print(args.out / "summary.json")
-    return GAVE_UP if summary["stopped_by"] == "gave up" else 0
+    return exit_status(summary)
 
 
 def run_calibrate(args) -> int:

@@ -12,10 +12,12 @@
     outbox       a sink's on-disk outbox and delivery thread; the Sink base class
     mqtt         the MQTT sink: topics, payloads, Home Assistant discovery
     sinks        webhook and command sinks; --mqtt/--webhook/--on-event and a camera file's sinks:
-    watcher      the scoring loop
+    cameras      the watch's settings, its cameras, the camera file (--cameras)
+    camera_watch one camera of a watch: its decoding, alerts, files, status
     web          the live page of `gclvad watch --http` (a listener) and its options
     web_server   the pages' aiohttp server: its own thread and loop, the token beyond loopback
     web_results  the page of finished results (`gclvad view`): scores, truth, transcoded videos
+    watcher      the scoring loop: every camera's segments in shared batches, round-robin
 
 This package file imports nothing.
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from gclvad.evaluation.plots import plot_event_scores
@@ -26,29 +27,33 @@ _HISTORY_SEGMENTS = 4096  # scores kept for event plots (about 45 min of 16-fram
 
 
 class EventLog:
-    """events.jsonl: one JSON object a line, flushed as written."""
+    """events.jsonl: one JSON object a line, flushed as written; each record is also handed to
+    `tell` (the watch's listeners), once it is in the file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tell: Callable[[dict], None] | None = None):
         self._file = open(path, "x")  # noqa: SIM115 (open while watching; see close)
+        self._tell = tell
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        if self._tell is not None:
+            self._tell(record)
 
     def close(self) -> None:
         self._file.close()
 
 
 class EventOutputs:
-    """The events log, plots and clips of one watch in `out_dir`; `ring` (a FrameRing, None
-    without clips) holds the recent frames clips are cut from."""
+    """The events log, plots and clips of one camera in `out_dir`; `ring` (a FrameRing, None
+    without clips) holds the recent frames clips are cut from; `tell` hears every record."""
 
-    def __init__(self, out_dir: Path, margin_s: float, ring=None):
+    def __init__(self, out_dir: Path, margin_s: float, ring=None, tell: Callable[[dict], None] | None = None):
         self.out_dir = Path(out_dir)
         self.margin_s = margin_s
         self.ring = ring
         (self.out_dir / EVENTS_FOLDER).mkdir(parents=True, exist_ok=True)
-        self.log = EventLog(self.out_dir / EVENTS_FILE)
+        self.log = EventLog(self.out_dir / EVENTS_FILE, tell)
         self.history: collections.deque = collections.deque(maxlen=_HISTORY_SEGMENTS)  # (start_s, end_s, value)
         self.clips: dict[int, tuple[Event, object]] = {}  # event number -> (event, ClipWriter) being written
 

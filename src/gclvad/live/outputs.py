@@ -95,36 +95,74 @@ def percentiles(values) -> dict:
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "max": round(float(max(values)), 3)}
 
 
-class StatusLine:
-    """fps in, segments/s scored, latency, drops, alerts: a carriage-return line on a terminal,
-    a log line every `log_every_s` otherwise."""
+class StatusMeter:
+    """A camera's status, about once a second: what listeners hear and the status line shows."""
 
-    def __init__(self, stream=None, interval_s: float = 1.0, log_every_s: float = 10.0):
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.interval_s = interval_s if self.tty else log_every_s
-        self._last = (time.monotonic(), 0, 0)
-        self._shown = False
+    def __init__(self, interval_s: float = 1.0):
+        self.interval_s = interval_s
+        self._last = (time.monotonic(), 0, 0)  # (when, frames, scored segments) at the last status
 
-    def update(self, counters: Counters, scored: int, latency: float | None, alerts: int, reconnects: int) -> None:
+    def measure(
+        self,
+        counters: Counters,
+        scored: int,
+        latency: float | None,
+        alert: int,
+        events: int,
+        reconnects: int,
+        fps: float,
+    ) -> dict | None:
+        """The status if `interval_s` has passed since the last one, else None."""
         now = time.monotonic()
         then, frames, segments = self._last
         if now - then < self.interval_s:
-            return
+            return None
         self._last = (now, counters.frames, scored)
-        shown_latency = latency if latency is not None else float("nan")
+        return {
+            "frames": counters.frames,
+            "fps_in": round((counters.frames - frames) / (now - then), 2),
+            "fps": round(fps, 3),
+            "scored_segments": scored,
+            "segments_per_s": round((scored - segments) / (now - then), 3),
+            "dropped_segments": counters.dropped_segments,
+            "dropped_frames": counters.dropped_frames,
+            "reconnects": reconnects,
+            "latency_s": None if latency is None else round(latency, 3),
+            "alerting": alert > 0,
+            "alert": alert,  # the open event's number, 0 when none is open
+            "events": events,
+        }
+
+
+class StatusLine:
+    """fps in, segments/s scored, latency, drops, alerts: a carriage-return line on a terminal
+    for a single camera, a log line every `log_every_s` otherwise (and for each camera of several,
+    named by `label`, whose lines would overwrite each other)."""
+
+    def __init__(self, stream=None, label: str = "", log_every_s: float = 10.0):
+        self.stream = stream or sys.stderr
+        self.label = label
+        self.tty = not label and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.log_every_s = log_every_s
+        self._logged = time.monotonic()
+        self._shown = False
+
+    def show(self, status: dict) -> None:
+        latency = status["latency_s"] if status["latency_s"] is not None else float("nan")
         text = (
-            f"in {(counters.frames - frames) / (now - then):5.1f} fps | "
-            f"scored {(scored - segments) / (now - then):4.2f} seg/s | latency {shown_latency:5.2f} s | dropped "
-            f"{counters.dropped_frames} frames ({counters.dropped_segments} segments) | alerts {alerts} | "
-            f"reconnects {reconnects}"
+            f"in {status['fps_in']:5.1f} fps | scored {status['segments_per_s']:4.2f} seg/s | latency "
+            f"{latency:5.2f} s | dropped {status['dropped_frames']} frames ({status['dropped_segments']} "
+            f"segments) | alerts {status['events']} | reconnects {status['reconnects']}"
         )
         if self.tty:
             self.stream.write("\r" + text + " " * 4)
             self.stream.flush()
             self._shown = True
-        else:
-            log.info("watch: %s", text)
+            return
+        now = time.monotonic()
+        if now - self._logged >= self.log_every_s:
+            self._logged = now
+            log.info("watch%s: %s", f" {self.label}" if self.label else "", text)
 
     def end(self) -> None:
         if self._shown:

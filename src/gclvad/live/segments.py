@@ -143,7 +143,15 @@ class SegmentAssembler:
 class Decoding:
     """The decoding thread: source -> assembler -> bounded queue (dropping whole segments when live)."""
 
-    def __init__(self, source: LiveSource, assembler: SegmentAssembler, max_queued: int, ring, stop: threading.Event):
+    def __init__(
+        self,
+        source: LiveSource,
+        assembler: SegmentAssembler,
+        max_queued: int,
+        ring,
+        stop: threading.Event,
+        wake: threading.Event | None = None,
+    ):
         self.source = source
         self.assembler = assembler
         self.live = source.kind != FILE or source.settings.realtime
@@ -153,16 +161,20 @@ class Decoding:
         self.queue: queue.Queue = queue.Queue(maxsize=0 if self.live else self.max_queued)
         self.ring = ring
         self.stop = stop
+        # Set after every item queued: a scorer of several cameras' queues sleeps on it.
+        self.wake = wake or threading.Event()
         self.counters = Counters()
-        self.thread = threading.Thread(target=self._run, name="gclvad-watch-decode", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"gclvad-watch-decode {source.source}", daemon=True)
 
     def _put(self, item) -> None:
         if self.live:
             self.queue.put_nowait(item)
+            self.wake.set()
             return
         while not self.stop.is_set():
             try:
                 self.queue.put(item, timeout=0.1)
+                self.wake.set()
                 return
             except queue.Full:
                 continue
