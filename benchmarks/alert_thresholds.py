@@ -38,7 +38,7 @@ def run_data(run: Path):
     """(training scores, {video: segment scores}, truths, fps, segment_length) of a run's dataset."""
     record = read_run(run)
     dataset = record.folder.parents[2]
-    features = dataset / "features" / f"{record.extractor['name']}.h5"
+    features = dataset / "features" / f"{record.folder.parents[1].name}.h5"  # the extractor's config name
     index = read_segment_index(dataset / "segments.tsv")
     train_ids, scored = split_videos(index, ["train"])
     scorer = load_scorer(record.models_path, record.postprocess)
@@ -48,9 +48,13 @@ def run_data(run: Path):
     per_video = {v: values[test_set.offsets[i] : test_set.offsets[i + 1]] for i, v in enumerate(test_set.videos)}
     frames = index.set_index("video")["frames"]
     fps = index.set_index("video")["fps"].astype(float).to_dict()
-    videos = {
-        video.id: video for video in load_dataset({"format": "generic", "manifest": dataset / "videos/videos.csv"})
+    # the generated dataset's files, as the workflow reads them
+    spec = {
+        "format": "generic",
+        "manifest": dataset / "videos/videos.csv",
+        "annotations": dataset / "videos/annotations.csv",
     }
+    videos = {video.id: video for video in load_dataset(spec)}
     truths = {v: videos[v].truth(int(frames[v])) for v in per_video}
     return training, per_video, truths, fps, frames, record.segment_length
 

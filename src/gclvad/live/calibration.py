@@ -37,7 +37,9 @@ def calibrate_run(
     """
     record = read_run(run)
     dataset_folder = record.folder.parents[2]
-    features_path = Path(features_path or dataset_folder / "features" / f"{record.extractor['name']}.h5")
+    # the features are named by the config's extractor entry (the run folder's), e.g. i3d_three, not the network
+    extractor_entry = record.folder.parents[1].name
+    features_path = Path(features_path or dataset_folder / "features" / f"{extractor_entry}.h5")
     index_path = Path(index_path or dataset_folder / "segments.tsv")
     for path, what, flag in (
         (features_path, "merged feature file", "--features"),
