@@ -3,6 +3,12 @@
 # from; cleaning, training, scoring and evaluation then run as for extracted features.
 
 
+def get_feature_lists(wildcards):
+    """The list files of a features dataset (their sha256 is recorded with the features)."""
+    entry = dataset_config(wildcards.dataset)
+    return [entry["train_list"], entry["test_list"]]
+
+
 rule link_features:
     input:
         index=rules.segment_index.output.index,
