@@ -2,11 +2,8 @@
 # per dataset, extractor and cleaning settings ({cleaning}, e.g. l2-absolute-0.7), shared
 # by every run with those settings.
 
-from gclvad.cleaning import CleaningConfig
 
-
-def get_cleaning_params(wildcards):
-    return CleaningConfig.from_name(wildcards.cleaning).to_dict()
+include: "inputs/clean.smk"
 
 
 rule clean_features:

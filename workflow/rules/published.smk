@@ -3,10 +3,7 @@
 # from; cleaning, training, scoring and evaluation then run as for extracted features.
 
 
-def get_feature_lists(wildcards):
-    """The list files of a features dataset (their sha256 is recorded with the features)."""
-    entry = dataset_config(wildcards.dataset)
-    return [entry["train_list"], entry["test_list"]]
+include: "inputs/published.smk"
 
 
 rule link_features:
