@@ -119,7 +119,7 @@ def test_the_plan_summary_counts_shards_videos_and_work(three_shards):
     partition, feature_file, expected = three_shards
     states = video_states(partition, feature_file, expected)
     summary = plan_summary("demo/r3d_18", partition, states)
-    assert summary == "extraction of demo/r3d_18: 3 shards (2, 2, 2 videos), 4 videos already done, 1 shard jobs to run"
+    assert summary == "extraction of demo/r3d_18: 3 shards (2, 2, 2 videos), 4 videos already done, 1 shard job to run"
     one = shard_partition(rows(6), "auto", False)
     assert plan_summary("demo/i3d", one, [[TODO] * 6]).startswith(
         "extraction of demo/i3d: 1 shard (6 videos), 0 videos"

@@ -1,7 +1,7 @@
 # Config validation, the path layout, wildcard constraints and the lookups several stages
-# share. Each stage's own input functions live beside its rules; the config checks are
-# gclvad.stages.config_checks, extraction planning gclvad.stages.extraction_plan. Settings are
-# read through gclvad.stages.settings: nothing this process imports loads torch.
+# share. A stage's own input functions are in workflow/rules/inputs/<stage>.smk, which its
+# rule file includes; the config checks are gclvad.stages.config_checks, extraction planning
+# gclvad.stages.extraction_plan. Nothing this process imports loads torch.
 from pathlib import Path
 
 import pandas as pd

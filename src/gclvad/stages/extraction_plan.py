@@ -147,7 +147,11 @@ def plan_summary(name: str, partition: Partition, states: Sequence[Sequence[str]
     """One line telling what extraction of `name` (dataset/extractor) will do, for `snakemake -n`,
     whose job list cannot show the shard jobs of a checkpoint that has not run."""
     sizes = ", ".join(str(len(rows)) for rows in partition)
-    shards = f"{len(partition)} shard{'s' if len(partition) != 1 else ''} ({sizes} videos)"
     done = sum(state == DONE for shard_states in states for state in shard_states)
     todo = len(todo_shards(states))
-    return f"extraction of {name}: {shards}, {done} videos already done, {todo} shard jobs to run"
+    shards, jobs = _counted(len(partition), "shard"), _counted(todo, "shard job")
+    return f"extraction of {name}: {shards} ({sizes} videos), {done} videos already done, {jobs} to run"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
