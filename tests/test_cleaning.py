@@ -26,11 +26,11 @@ POSITION = np.array([0, 1, 2, 3, 0, 1, 2])
 
 
 def test_distances_by_hand_normalised_and_raw():
-    normalised, first = temporal_differences(FEATURES, VIDEO, POSITION, normalize="l2")
+    normalised, first = temporal_differences(FEATURES, VIDEO, POSITION, normalise="l2")
     expected = [np.nan, 0.0, math.sqrt(2), 0.0, np.nan, math.sqrt(0.08), 1.0]
     np.testing.assert_allclose(normalised, expected, atol=1e-12)
     assert first.tolist() == [True, False, False, False, True, False, False]
-    raw, _ = temporal_differences(FEATURES, VIDEO, POSITION, normalize="none")
+    raw, _ = temporal_differences(FEATURES, VIDEO, POSITION, normalise="none")
     np.testing.assert_allclose(raw, [np.nan, 1.0, math.sqrt(13), 0.5, np.nan, math.sqrt(2), 5.0], atol=1e-12)
 
 
@@ -42,7 +42,7 @@ def test_absolute_threshold_keeps_small_steps_and_every_first_segment():
     assert summary["kept"] == 5 and summary["kept_fraction"] == pytest.approx(5 / 7)
     assert summary["first_segments_kept"] == 2
     assert summary["distance_max"] == pytest.approx(math.sqrt(2))
-    raw_mask, _ = temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(threshold=1.0, normalize="none"))
+    raw_mask, _ = temporal_difference_mask(FEATURES, VIDEO, POSITION, CleaningConfig(threshold=1.0, normalise="none"))
     assert raw_mask.tolist() == [True, True, False, True, True, False, False]
 
 
@@ -96,7 +96,7 @@ def test_non_finite_features_are_refused_naming_video_and_segment():
 
 
 def test_settings_name_a_folder_and_come_back_from_it():
-    for config in (CleaningConfig(), CleaningConfig(threshold=85, mode="percentile", normalize="none")):
+    for config in (CleaningConfig(), CleaningConfig(threshold=85, mode="percentile", normalise="none")):
         assert CleaningConfig.from_name(config.name) == config
     assert CleaningConfig().name == "l2-absolute-0.7"
 

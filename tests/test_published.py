@@ -71,7 +71,7 @@ def test_linked_features_are_read_in_place_with_every_crop_use(linked):
         ("each", features),
         ("mean", features.mean(axis=1)),
         ("first", features[:, 0]),
-        ("center", features[:, 4]),  # torchvision's TenCrop order: four corners, then the centre
+        ("centre", features[:, 4]),  # torchvision's TenCrop order: four corners, then the centre
     ):
         np.testing.assert_allclose(load_feature_set(merged, [name], crops).of(name), expected, rtol=1e-6)
     feature_set = load_feature_set(merged, crops="each")

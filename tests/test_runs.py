@@ -74,15 +74,36 @@ def test_bad_variant_overrides_are_named(bad, message):
         parse_variant(bad)
 
 
+@pytest.mark.parametrize(
+    ("retired", "replacement"),
+    [
+        ("td_threshold=0.5", "cleaning.threshold"),
+        ("td_mode=percentile", "cleaning.mode"),
+        ("td_normalize=none", "cleaning.normalise"),
+        ("td_percentile=80", "cleaning.threshold with cleaning.mode=percentile"),
+        ("cleaning.normalize=none", "cleaning.normalise"),
+    ],
+)
+def test_retired_settings_are_refused_naming_what_replaced_them(retired, replacement):
+    key = retired.partition("=")[0]
+    with pytest.raises(BadConfigError, match=rf"setting '{key}' is retired; write {replacement}$"):
+        parse_variant(f"GCL_PT~{retired}")
+    # the new names are accepted
+    assert parse_variant("GCL_PT~cleaning.threshold=0.5~cleaning.normalise=none").cleaning == {
+        "threshold": 0.5,
+        "normalise": "none",
+    }
+
+
 def test_run_settings_layer_preset_cleaning_and_variant():
-    preset = {"base": "small", "loop": {"epochs": 7}, "cleaning": {"normalize": "none"}}
+    preset = {"base": "small", "loop": {"epochs": 7}, "cleaning": {"normalise": "none"}}
     settings = run_settings(preset, "AE_TD~lr=0.01", {"threshold": 0.5, "mode": "absolute"}, device="cpu")
     gcl = settings.gcl
     assert gcl.method == "autoencoder" and gcl.pretrain_g.data == "td" and gcl.stages == [Stage.AUTOENCODER]
     assert gcl.loop.epochs == 7 and gcl.optimiser.lr == 0.01
     assert gcl.optimiser.max_batch_fraction == get_preset("small").optimiser.max_batch_fraction
     # workflow `cleaning`, then the preset's, then the variant's overrides
-    assert settings.cleaning == CleaningConfig(threshold=0.5, mode="absolute", normalize="none")
+    assert settings.cleaning == CleaningConfig(threshold=0.5, mode="absolute", normalise="none")
     overridden = run_settings(preset, "GCL_PT~cleaning.threshold=0.4", {"threshold": 0.5})
     assert overridden.cleaning.threshold == 0.4 and overridden.cleaning.name == "none-absolute-0.4"
     percentile = run_settings({}, "GCL_PT", {"threshold": 80, "mode": "percentile"})
@@ -178,15 +199,15 @@ def test_the_demo_runs_the_default_for_unlabelled_footage_and_the_paper_presets_
     shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     demo, presets = shipped["datasets"]["demo"], shipped["training"]["presets"]
     extractor = shipped["extractors"][demo["extractor"]]
-    assert (extractor["network"], extractor["crops"], demo["crops"]) == ("i3d", "three", "each")
+    assert (extractor["network"], extractor["crops"], demo["crop_use"]) == ("i3d", "three", "each")
     settings = run_settings(presets[demo["training"]], demo["variant"], shipped["cleaning"])
     assert settings.ensemble == 3
     assert settings.gcl == get_preset("small").replace(method="gcl", **{"pretrain_g.data": "td"})
     assert settings.postprocess == PostprocessConfig(smoothing_sigma=16.0, ensemble_normalise="z")
-    assert settings.cleaning == CleaningConfig(threshold=90.0, mode="percentile", normalize="l2")
+    assert settings.cleaning == CleaningConfig(threshold=90.0, mode="percentile", normalise="l2")
     # the same videos under the paper's protocol, beside it
     paper_demo = shipped["datasets"]["demo_paper"]
-    assert paper_demo["generate"] == demo["generate"] and "variant" not in paper_demo and "crops" not in paper_demo
+    assert paper_demo["generate"] == demo["generate"] and "variant" not in paper_demo and "crop_use" not in paper_demo
     assert (paper_demo["extractor"], paper_demo["training"], shipped["default_variant"]) == ("i3d", "small", "GCL_PT")
     assert shipped["extractors"]["i3d"].get("crops", "centre") == "centre"
     for name in ("paper", "small"):  # nothing beyond the paper: no smoothing, D_th 0.70

@@ -31,6 +31,13 @@ def dry_run_rules(workdir: Path) -> dict[str, int]:
     return planned_rules(output)
 
 
+def extraction_plan_lines(workdir: Path) -> list[str]:
+    """The lines a dry run prints about extraction (on stderr: `snakemake -n` cannot list the
+    jobs of a checkpoint that has not run)."""
+    result = snakemake(workdir, "-n", MERGED)
+    return [line for line in result.stderr.splitlines() if line.startswith("gclvad: extraction of")]
+
+
 def edit_config(workdir: Path, edit) -> None:
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     edit(config)
@@ -69,6 +76,9 @@ def test_shard_jobs_write_every_per_video_file_and_the_merged_file(sharded, tmp_
 def test_only_settings_that_change_features_extract_again(sharded, tmp_path):
     workdir = shutil.copytree(sharded, tmp_path / "workdir", symlinks=True)
     assert dry_run_rules(workdir) == {}
+    assert extraction_plan_lines(workdir) == [
+        "gclvad: extraction of demo/r3d_18: 3 shards (3, 3, 1 videos), 7 videos already done, 0 shard jobs to run"
+    ]
     for edit in (
         lambda c: c["extraction"].update(videos_per_job=2),
         lambda c: c["extraction"].update(decoders=1),
@@ -103,6 +113,20 @@ def test_a_video_that_turns_out_bad_is_skipped_inside_its_shard(sharded, tmp_pat
     for video in set(VIDEOS) - {"test_001"}:
         assert (workdir / VIDEO_FEATURES / f"{video}.h5").stat().st_mtime_ns == kept[video], video
     assert dry_run_rules(workdir) == {}
+
+
+def test_a_dry_run_prints_the_extraction_it_plans_once(tmp_path):
+    config = tiny_config(extraction={"videos_per_job": 3})
+    workdir = make_workdir(tmp_path / "workdir", config)
+    # Before the segment index exists the shards are unknown: the dry run says when they will be.
+    assert extraction_plan_lines(workdir) == [
+        "gclvad: extraction of demo/r3d_18: shards planned once results/demo/segments.tsv is written"
+    ]
+    snakemake(workdir, "results/demo/segments.tsv")
+    assert extraction_plan_lines(workdir) == [
+        "gclvad: extraction of demo/r3d_18: 3 shards (3, 3, 1 videos), 0 videos already done, 3 shard jobs to run"
+    ]
+    assert dry_run_rules(workdir) == {"extract_shard": 3, "merge_features": 1}
 
 
 def test_cuda_on_a_machine_without_it_stops_before_any_job(tmp_path):

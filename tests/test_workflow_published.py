@@ -1,5 +1,5 @@
 """The workflow on published features (format `features`): no video, one command to auc.json
-with the field's metrics and where the features came from; reruns follow `crops`."""
+with the field's metrics and where the features came from; reruns follow `crop_use`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("published")
     published = write_published(root / "data", "ucf_crime")
     config = tiny_config()
-    config["datasets"] = {"fx": {**published.spec, "training": "tiny", "crops": "mean"}}
+    config["datasets"] = {"fx": {**published.spec, "training": "tiny", "crop_use": "mean"}}
     workdir = make_workdir(root / "workdir", config)
     snakemake(workdir, TARGET)
     return workdir
@@ -44,13 +44,13 @@ def test_published_features_run_to_the_fields_metrics(finished):
     assert not (finished / "results/fx/features/published").exists()  # no per-video extraction
 
 
-def test_changing_crops_reruns_training_but_reads_no_video_or_feature_file(finished, tmp_path):
+def test_changing_crop_use_reruns_training_but_reads_no_video_or_feature_file(finished, tmp_path):
     import shutil
 
     workdir = tmp_path / "workdir"
     shutil.copytree(finished, workdir, symlinks=True)
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    config["datasets"]["fx"]["crops"] = "each"
+    config["datasets"]["fx"]["crop_use"] = "each"
     write_config(workdir, config)
     dry_run = snakemake(workdir, "-n", TARGET)
     output = dry_run.stdout

@@ -80,6 +80,41 @@ def test_percentile_threshold_outside_0_100_is_refused_for_any_target(workdir, w
     assert "so it must be in (0, 100]; found 150" in output
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["datasets"]["demo"].update(crops="each"),
+            "config datasets.demo.crops: a dataset's `crops` is now `crop_use`",
+        ),
+        (
+            lambda c: c["datasets"]["demo"].update(crop_use="center"),
+            "config datasets.demo.crop_use: 'center' is spelled 'centre'",
+        ),
+        (
+            lambda c: c["cleaning"].update(normalize="l2"),
+            "config cleaning.normalize: the key is now cleaning.normalise",
+        ),
+        (
+            lambda c: c["training"]["presets"]["tiny"].update(cleaning={"normalize": "none"}),
+            "config training.presets.tiny.cleaning.normalize: the key is now training.presets.tiny.cleaning.normalise",
+        ),
+    ],
+)
+def test_old_spellings_are_refused_naming_the_new_ones_before_the_schema(workdir, edit, message):
+    config = tiny_config()
+    edit(config)
+    output = refused(workdir, config)
+    assert message in output, output[-3000:]
+    assert "Additional properties are not allowed" not in output and "is not one of" not in output
+
+
+def test_a_retired_variant_setting_names_its_new_name(workdir):
+    target = "results/demo/r3d_18/GCL_PT~cleaning.normalize=none/seed0/auc.json"
+    output = refused(workdir, tiny_config(), target)
+    assert "setting 'cleaning.normalize' is retired; write cleaning.normalise" in output, output[-3000:]
+
+
 def test_video_wildcard_takes_only_safe_ids(workdir):
     write_config(workdir, tiny_config())
     for video in ("sub/x", ".hidden"):

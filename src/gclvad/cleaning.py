@@ -11,9 +11,9 @@ run whose settings differ (a preset's or a variant's) gets its own mask.
 Choices the paper leaves open, made here:
 * The first segment of each video has no predecessor. It is KEPT: there is no evidence
   against it, and dropping it would remove every single-segment video entirely.
-* Distances are taken between L2-normalised features by default (``normalize="l2"``), so
+* Distances are taken between L2-normalised features by default (``normalise="l2"``), so
   D_th has a fixed meaning (distances lie in [0, 2]) whatever the extractor's feature scale;
-  ``normalize="none"`` uses the raw features.
+  ``normalise="none"`` uses the raw features.
 * ``mode="percentile"`` sets the threshold to a percentile of the observed distances
   instead of an absolute value, for feature spaces where 0.70 means nothing.
 * Consecutive means consecutive rows of the same video after sorting by position; a gap
@@ -36,7 +36,7 @@ LOW_KEPT_FRACTION = 0.05
 HIGH_KEPT_FRACTION = 0.95
 _CHUNK_ROWS = 8192  # distances are computed in chunks (float64, 2 x 128 MB at d=2048), never a full copy
 MODES = ("absolute", "percentile")
-NORMALIZE = ("l2", "none")
+NORMALISE = ("l2", "none")
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,14 @@ class CleaningConfig:
 
     threshold: float = 0.70  # mode absolute: D_th, a distance; mode percentile: a percentile in (0, 100]
     mode: str = "absolute"  # "absolute" or "percentile" (of the observed distances)
-    normalize: str = "l2"  # distances between L2-normalised features, or raw ("none")
+    normalise: str = "l2"  # distances between L2-normalised features, or raw ("none")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threshold", float(self.threshold))
         if self.mode not in MODES:
             raise GclvadError(f"cleaning.mode must be one of {', '.join(MODES)}; found {self.mode!r}")
-        if self.normalize not in NORMALIZE:
-            raise GclvadError(f"cleaning.normalize must be one of {', '.join(NORMALIZE)}; found {self.normalize!r}")
+        if self.normalise not in NORMALISE:
+            raise GclvadError(f"cleaning.normalise must be one of {', '.join(NORMALISE)}; found {self.normalise!r}")
         if self.mode == "percentile" and not 0.0 < self.threshold <= 100.0:
             raise GclvadError(
                 f"cleaning.threshold is a percentile of the observed distances when cleaning.mode is "
@@ -65,22 +65,22 @@ class CleaningConfig:
     def name(self) -> str:
         """The settings as a folder name, e.g. "l2-absolute-0.7": masks of different settings
         live side by side, each computed once."""
-        return f"{self.normalize}-{self.mode}-{self.threshold:g}"
+        return f"{self.normalise}-{self.mode}-{self.threshold:g}"
 
     @classmethod
     def from_name(cls, name: str) -> CleaningConfig:
         match = re.fullmatch(r"(\w+)-(\w+)-([0-9.e+\-]+)", name)
         if match is None:
-            raise GclvadError(f"cleaning settings {name!r} are not of the form normalize-mode-threshold")
-        normalize, mode, threshold = match.groups()
-        return cls(threshold=float(threshold), mode=mode, normalize=normalize)
+            raise GclvadError(f"cleaning settings {name!r} are not of the form normalise-mode-threshold")
+        normalise, mode, threshold = match.groups()
+        return cls(threshold=float(threshold), mode=mode, normalise=normalise)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def temporal_differences(
-    features: np.ndarray, video: np.ndarray, position: np.ndarray, normalize: str = "l2"
+    features: np.ndarray, video: np.ndarray, position: np.ndarray, normalise: str = "l2"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row, ||f_t - f_{t-1}||_2 to the previous segment of its video, and whether the row
     is its video's first (distance NaN: it has no predecessor).
@@ -89,8 +89,8 @@ def temporal_differences(
     order; the results are aligned with the input rows.
     """
     features, video, position = _check_inputs(features, video, position)
-    if normalize not in NORMALIZE:
-        raise GclvadError(f"cleaning.normalize must be one of {', '.join(NORMALIZE)}; found {normalize!r}")
+    if normalise not in NORMALISE:
+        raise GclvadError(f"cleaning.normalise must be one of {', '.join(NORMALISE)}; found {normalise!r}")
     order = np.lexsort((position, video))  # by video, then by position
     sorted_video, sorted_position = video[order], position[order]
     same_video = sorted_video[1:] == sorted_video[:-1]
@@ -104,8 +104,8 @@ def temporal_differences(
     distances_sorted = np.full(len(order), np.nan, dtype=np.float64)
     for start in range(1, len(order), _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, len(order))
-        current = _rows(features, order[start:stop], normalize)
-        previous = _rows(features, order[start - 1 : stop - 1], normalize)
+        current = _rows(features, order[start:stop], normalise)
+        previous = _rows(features, order[start - 1 : stop - 1], normalise)
         distances_sorted[start:stop] = np.linalg.norm(current - previous, axis=1)
     first_sorted = np.concatenate([[True], ~same_video]) if len(order) else np.zeros(0, dtype=bool)
     distances_sorted[first_sorted] = np.nan
@@ -127,7 +127,7 @@ def temporal_difference_mask(
     barely cleans, or leaves too little to pre-train on.
     """
     config = config or CleaningConfig()
-    distances, first_of_video = temporal_differences(features, video, position, config.normalize)
+    distances, first_of_video = temporal_differences(features, video, position, config.normalise)
     observed = distances[~first_of_video]
     if config.mode == "percentile":
         used_threshold = float(np.percentile(observed, config.threshold)) if observed.size else float("inf")
@@ -138,7 +138,7 @@ def temporal_difference_mask(
     kept_fraction = float(mask.mean()) if mask.size else 0.0
     summary = {
         "mode": config.mode,
-        "normalize": config.normalize,
+        "normalise": config.normalise,
         "threshold": used_threshold,
         "percentile": config.threshold if config.mode == "percentile" else None,
         "rows": int(mask.size),
@@ -160,9 +160,9 @@ def temporal_difference_mask(
     return mask, summary
 
 
-def _rows(features: np.ndarray, index: np.ndarray, normalize: str) -> np.ndarray:
+def _rows(features: np.ndarray, index: np.ndarray, normalise: str) -> np.ndarray:
     rows = np.asarray(features[index], dtype=np.float64)
-    if normalize == "l2":
+    if normalise == "l2":
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
         rows = rows / np.where(norms > 0, norms, 1.0)  # an all-zero feature stays zero
     return rows

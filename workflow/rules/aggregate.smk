@@ -2,6 +2,9 @@
 # Fig 9 (weak supervision).
 
 
+include: "inputs/aggregate.smk"
+
+
 rule aggregate_table:
     input:
         get_table_inputs,

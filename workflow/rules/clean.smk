@@ -3,6 +3,9 @@
 # by every run with those settings.
 
 
+include: "inputs/clean.smk"
+
+
 rule clean_features:
     input:
         features=rules.merge_features.output[0],

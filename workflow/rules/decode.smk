@@ -1,6 +1,9 @@
 # Videos in: the synthetic demo, then the per-dataset segment index.
 
 
+include: "inputs/decode.smk"
+
+
 rule generate_demo:
     output:
         **generated_manifest("{dataset}"),

@@ -2,6 +2,9 @@
 # dataset's headline result (the default run).
 
 
+include: "inputs/evaluate.smk"
+
+
 rule score_run:
     input:
         models=get_run_output("models"),

@@ -1,6 +1,10 @@
 # Videos to features: shard jobs, each extracting many videos in one process with one
 # network (per-video feature files, written as each video is done), then one merged file
-# per dataset and extractor. common.smk says which shards have work left.
+# per dataset and extractor. Which shards have work left is decided while planning, from
+# the feature files themselves (gclvad.stages.extraction_plan).
+
+
+include: "inputs/extract.smk"
 
 
 checkpoint extract_shard:
@@ -27,7 +31,7 @@ checkpoint extract_shard:
         segment_length=config["segment_length"],
         segment_stride=segment_stride(),
         device=config["device"],
-        decoders=extraction_setting("decoders"),
+        decoders=plan.extraction_setting(config, "decoders"),
         on_bad_video=config["on_bad_video"],
     script:
         "../scripts/extract_features.py"

@@ -3,6 +3,9 @@
 # report), and the dataset's auc.json does not wait for the baseline to train.
 
 
+include: "inputs/plots.smk"
+
+
 rule plot_run:
     input:
         scores=rules.score_run.output.scores,

@@ -3,6 +3,9 @@
 # from; cleaning, training, scoring and evaluation then run as for extracted features.
 
 
+include: "inputs/published.smk"
+
+
 rule link_features:
     input:
         index=rules.segment_index.output.index,

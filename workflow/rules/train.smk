@@ -6,6 +6,9 @@
 # and resumes from it after a kill.
 
 
+include: "inputs/train.smk"
+
+
 rule pretrain_g:
     input:
         unpack(get_training_inputs(Stage.PRETRAIN_G)),

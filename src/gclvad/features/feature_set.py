@@ -19,7 +19,7 @@ from gclvad.features.files import FEATURES, VIDEOS, attrs_of, features_of, open_
 # How a feature set with several crops per segment is used: their mean, each crop as its own
 # training track (a segment's score then combines its crops' scores), the first crop, or the
 # centre crop (`centre_crop`).
-CROP_USES = ("mean", "each", "first", "center")
+CROP_USES = ("mean", "each", "first", "centre")
 
 
 @dataclass
@@ -125,7 +125,7 @@ def load_feature_set(path: str | Path, videos: Iterable[str] | None = None, crop
     """Read a merged feature file (all videos in index order, or `videos` in the order given).
 
     crops: how features with several crops per segment ([S, C, d] datasets) are used (CROP_USES):
-    "mean" averages them, "first" and "center" keep one (`centre_crop`), "each" keeps them all,
+    "mean" averages them, "first" and "centre" keep one (`centre_crop`), "each" keeps them all,
     giving features (N, C, d). Single-crop features are read as they are.
     """
     path = Path(path)
@@ -192,7 +192,7 @@ def use_crops(features: np.ndarray, crops: str) -> np.ndarray:
 
 
 def crop_index(crops: str, count: int) -> int:
-    """The crop kept by "first" (0) or "center" (`centre_crop`) among `count`."""
+    """The crop kept by "first" (0) or "centre" (`centre_crop`) among `count`."""
     return 0 if crops == "first" else centre_crop(count)
 
 

@@ -35,6 +35,15 @@ ENSEMBLE = "ensemble"
 # Settings a variant name may not change: they decide which workflow rules train the run
 # (method) or where it runs (device, the workflow's top-level `device`).
 FIXED_BY_WORKFLOW = {"method": "it is what the variant is", "device": "it is the workflow's top-level `device`"}
+# Settings of older releases a variant name may still carry, and what replaced them: TD cleaning
+# left the GCL settings for `cleaning.*`, and `normalize` became `normalise` (issues 16, 20).
+RETIRED_SETTINGS = {
+    "td_threshold": "cleaning.threshold",
+    "td_mode": "cleaning.mode",
+    "td_normalize": "cleaning.normalise",
+    "td_percentile": "cleaning.threshold with cleaning.mode=percentile",
+    "cleaning.normalize": "cleaning.normalise",
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ def parse_variant(text: str) -> Variant:
         key, sep, value = pair.partition("=")
         if not sep:
             raise BadConfigError(f"variant {text!r}: override {pair!r} is not key=value")
+        if key in RETIRED_SETTINGS:
+            raise BadConfigError(f"variant {text!r}: setting {key!r} is retired; write {RETIRED_SETTINGS[key]}")
         if key == "supervision":
             parsed.gcl["supervision.fraction"] = _number(value, key, text) / 100.0
         elif key == ENSEMBLE:
