@@ -1,5 +1,6 @@
 # gclvad: unsupervised video anomaly detection with Generative Cooperative Learning.
-# Stages live in workflow/rules/, one file each; config/README.md explains every key.
+# Stages live in workflow/rules/, one file each (their input functions in workflow/rules/inputs/);
+# config/README.md explains every key.
 
 
 configfile: "config/config.yaml"

@@ -92,7 +92,8 @@ def read_run(run: str | Path) -> RunRecord:
         weights_sha256=metadata["weights_sha256"],
         preprocessing=metadata.get("preprocessing"),
         postprocess=PostprocessConfig(**scoring.get("postprocess", {})),
-        crops=scoring.get("crops", metadata.get("crops", "mean")),
+        # runs recorded before the config said `centre` for the centre crop's use wrote `center`
+        crops={"center": "centre"}.get(crop_use := scoring.get("crops", metadata.get("crops", "mean")), crop_use),
         segment_stride=int(metadata.get("segment_stride") or metadata["segment_length"]),
         scoring=scoring,
     )
