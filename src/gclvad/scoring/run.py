@@ -85,6 +85,7 @@ def read_run(run: str | Path) -> RunRecord:
             f"{models_path}: records no {', '.join(missing)} (models saved outside the workflow); "
             "only runs trained by the workflow can score new videos"
         )
+    crop_use = scoring.get("crops", metadata.get("crops", "mean"))  # runs recorded before `centre` wrote `center`
     return RunRecord(
         models_path=models_path,
         extractor=dict(metadata["extractor"]),
@@ -92,8 +93,7 @@ def read_run(run: str | Path) -> RunRecord:
         weights_sha256=metadata["weights_sha256"],
         preprocessing=metadata.get("preprocessing"),
         postprocess=PostprocessConfig(**scoring.get("postprocess", {})),
-        # runs recorded before the config said `centre` for the centre crop's use wrote `center`
-        crops={"center": "centre"}.get(crop_use := scoring.get("crops", metadata.get("crops", "mean")), crop_use),
+        crops=crop_use if crop_use != "center" else "centre",
         segment_stride=int(metadata.get("segment_stride") or metadata["segment_length"]),
         scoring=scoring,
     )
