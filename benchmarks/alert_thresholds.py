@@ -24,9 +24,9 @@ from machine import describe
 
 from gclvad.datasets.readers import load_dataset
 from gclvad.datasets.segment_index import read_segment_index, split_videos
-from gclvad.evaluation.events import Alert, event_metrics
+from gclvad.evaluation.events import event_metrics
 from gclvad.features.feature_set import load_feature_set
-from gclvad.live.alerts import replay_alerts
+from gclvad.live.alerts import alert_of, replay_alerts
 from gclvad.live.threshold import THRESHOLD_RULES, rule_threshold
 from gclvad.scoring.quantiles import score_quantiles
 from gclvad.scoring.run import read_run
@@ -98,8 +98,7 @@ def judge(run: Path, hold_s: float) -> None:
             threshold = rule_threshold(record, rule, "benchmark").value
         alerts = {
             video: [
-                Alert(e.start.first_frame, e.last_above.last_frame, e.start.last_frame)
-                for e in replay_alerts(scores, length, int(frames[video]), fps[video], threshold, hold_s)
+                alert_of(e) for e in replay_alerts(scores, length, int(frames[video]), fps[video], threshold, hold_s)
             ]
             for video, scores in per_video.items()
         }

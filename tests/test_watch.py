@@ -70,6 +70,14 @@ def tiny(tmp_path_factory) -> dict:
 # ---------------------------------------------------------------- threshold, smoothing, hysteresis
 
 
+def upper_rule(scores) -> float:
+    """The default threshold rule by hand: median + 3 x 1.4826 x the upper half's median distance
+    above the median, on the recorded distribution (201 evenly spaced quantiles)."""
+    levels = np.quantile(np.asarray(scores, np.float64), np.linspace(0, 1, 201))
+    middle = np.median(levels)
+    return float(middle + 3 * 1.4826 * np.median(levels[levels > middle] - middle))
+
+
 def test_final_stage_records_its_training_score_quantiles(tiny):
     run = tiny["run"]
     recorded = read_models_metadata(run / "models.pt")[QUANTILES_KEY]
@@ -82,7 +90,10 @@ def test_final_stage_records_its_training_score_quantiles(tiny):
     assert recorded["max"] == pytest.approx(float(scores.max()))
 
     default = run_threshold(run / "models.pt", {QUANTILES_KEY: recorded})
-    assert default.value == recorded["quantiles"]["0.99"] and "quantile 0.99" in default.origin
+    assert default.value == pytest.approx(upper_rule(scores)) and "upper half" in default.origin
+    before = {key: value for key, value in recorded.items() if key != "distribution"}  # a run recorded earlier
+    fallback = run_threshold(run / "models.pt", {QUANTILES_KEY: before})
+    assert fallback.value == recorded["quantiles"]["0.99"] and "before the default rule" in fallback.origin
     assert (
         run_threshold(run / "models.pt", {QUANTILES_KEY: recorded}, quantile=0.9).value == recorded["quantiles"]["0.9"]
     )
@@ -102,7 +113,7 @@ def test_runs_without_quantiles_are_told_to_calibrate(tiny, tmp_path):
         run_threshold(old / "models.pt", metadata)
 
     assert main(["calibrate", str(old), "--train-on", "train"]) == 0
-    calibrated = run_threshold(old / "models.pt", metadata)
+    calibrated = run_threshold(old / "models.pt", metadata, quantile=0.99)
     assert calibrated.value == pytest.approx(recorded["quantiles"]["0.99"], rel=1e-6)
     assert CALIBRATION_FILE in calibrated.origin
     save_models(old / "models.pt", load_models(run / "models.pt"), metadata={**metadata, "retrained": True})
@@ -293,11 +304,11 @@ def test_a_run_of_three_crops_watches_with_the_scores_gclvad_score_gives(r3d_thr
     live = write_ts(tmp_path / "live.ts", textured_frames(64, SIZE, seed=5, planted=range(32, 48)))
     summary = watch(r3d_three_run, str(live), tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "scores.csv")
-    # the default alert threshold: the 0.99 quantile of what the run delivers for its training
-    # segments (the mean of each segment's three crop scores), not of the crops one by one
+    # the default alert threshold: the default rule on what the run delivers for its training
+    # segments (the mean of each segment's three crop scores), not on the crops one by one
     training = load_feature_set(r3d_three_run.parents[2] / "features" / "r3d_18.h5", ["train0", "train1"], "each")
     delivered = load_scorer(r3d_three_run / "models.pt").segment_scores(training)["score"]
-    assert summary["threshold"]["value"] == pytest.approx(np.quantile(delivered, 0.99))
+    assert summary["threshold"]["value"] == pytest.approx(upper_rule(delivered))
     score_videos(r3d_three_run, [live], tmp_path / "offline", device="cpu")
     features, _ = read_video_features(tmp_path / "offline" / "features" / "live.h5")
     assert features.shape[:2] == (4, 3)  # three crops of each of the 4 segments

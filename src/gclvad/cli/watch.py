@@ -21,7 +21,7 @@ from gclvad.live.cameras import WatchSettings, camera_file_sinks, cameras_of_sou
 from gclvad.live.listeners import Listeners
 from gclvad.live.sinks import add_sink_options, sinks_from_args, sinks_from_config
 from gclvad.live.source import SourceSettings
-from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_QUANTILE
+from gclvad.live.threshold import CALIBRATION_FILE, DEFAULT_RULE
 from gclvad.live.web import add_http_option, page_from_args
 from gclvad.scoring.quantiles import QUANTILE_LEVELS
 
@@ -99,9 +99,9 @@ def add_parsers(commands) -> None:
     level.add_argument(
         "--quantile",
         type=float,
-        default=DEFAULT_QUANTILE,
-        help=f"alert threshold = this quantile of the run's scores on its training segments (default "
-        f"{DEFAULT_QUANTILE}; recorded: {', '.join(f'{q:g}' for q in QUANTILE_LEVELS)})",
+        help=f"alert threshold = this quantile of the run's scores on its training segments (recorded: "
+        f"{', '.join(f'{q:g}' for q in QUANTILE_LEVELS)}); default: the label-free rule {DEFAULT_RULE} "
+        "(median + 3 robust standard deviations of the upper half of those scores; README, 'Alerts')",
     )
     level.add_argument("--threshold", type=float, help="alert threshold as a score value instead")
     for flag, kind, default, text in _WATCH_OPTIONS:

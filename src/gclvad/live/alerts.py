@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gclvad.errors import GclvadError
+from gclvad.evaluation.events import Alert
 
 # ---------------------------------------------------------------- causal smoothing
 
@@ -169,3 +170,8 @@ def replay_alerts(
         events += [closed] if closed is not None else []
     final = detector.close("end of stream", segment.scored if segment is not None else 0.0)
     return events + ([final] if final is not None else [])
+
+
+def alert_of(event: Event) -> Alert:
+    """The span an event alerted, and the frame that had arrived when it was raised."""
+    return Alert(event.start.first_frame, event.last_above.last_frame, event.start.last_frame)

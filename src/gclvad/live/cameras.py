@@ -36,7 +36,6 @@ from pathlib import Path
 
 from gclvad.errors import GclvadError
 from gclvad.live.source import SourceSettings
-from gclvad.live.threshold import DEFAULT_QUANTILE
 
 SINGLE_CAMERA = "camera"  # the name of the one camera of `gclvad watch RUN SOURCE`
 # A folder name on every file system: letters, digits, "_" and "-", not starting with either.
@@ -47,7 +46,9 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 class WatchSettings:
     """What `gclvad watch` can be told (times in seconds); all but batch_size can differ by camera."""
 
-    quantile: float = DEFAULT_QUANTILE  # alert threshold: this quantile of the run's training scores
+    quantile: float | None = (
+        None  # alert threshold: this quantile of the run's training scores (None: the default rule)
+    )
     threshold: float | None = None  # or this value
     hold_s: float = 2.0  # an event closes after this long at or below the threshold
     smooth_segments: int = 0  # > 1: alert on the causal smoothed score (span in segments)

@@ -13,8 +13,12 @@ import pandas as pd
 from gclvad.atomic import write_atomic, write_json_atomic
 from gclvad.datasets.segment_index import read_segment_index
 from gclvad.errors import GclvadError
+from gclvad.evaluation.events import event_metrics
 from gclvad.evaluation.metrics import FALSE_ALARM_THRESHOLD, frame_auc, frame_metrics
 from gclvad.features.feature_set import load_feature_set
+from gclvad.live.alerts import alert_of, replay_alerts
+from gclvad.live.cameras import WatchSettings
+from gclvad.live.threshold import DEFAULT_RULE, rule_threshold
 from gclvad.scoring.frames import read_scores, write_scores
 from gclvad.scoring.postprocess import REFERENCE_KEY, PostprocessConfig
 from gclvad.scoring.quantiles import QUANTILES_KEY, delivered_score_quantiles
@@ -151,6 +155,11 @@ def evaluate_run(
         f"{Path(out_curve).name} is a diagnostic and selects nothing"
     )
     result["epochs_logged"] = len(metadata.get("log", []))
+    if evaluated:
+        fps = read_segment_index(index_path).set_index("video")["fps"].astype(float).to_dict()
+        events = alert_events(scores, truths, fps, postprocessing, segment_length, segment_stride)
+        if events is not None:
+            result["events"] = events
     if enrichment_path is not None:
         result["cleaning_enrichment"] = read_json(enrichment_path)
     result.update(postprocessing)
@@ -161,6 +170,38 @@ def evaluate_run(
     write_json_atomic(out_auc, result)
     log.info("frame AUC %.4f over %d videos", result.get("auc", float("nan")), len(evaluated))
     return result
+
+
+# The alert rules whose events a run's evaluation reports: the default of `gclvad watch` and
+# the 0.99 quantile it used before (gclvad.live.threshold).
+EVENT_RULES = (DEFAULT_RULE, "quantile:0.99")
+
+
+def alert_events(scores, truths, fps, postprocessing, segment_length: int, segment_stride: int | None) -> dict | None:
+    """What `gclvad watch` with the run's default settings would have alerted on the scored
+    videos with ground truth, judged by events (gclvad.evaluation.events), for EVENT_RULES;
+    None for runs without a training-score record or with overlapping windows (watch scores
+    consecutive segments)."""
+    record = postprocessing.get(QUANTILES_KEY)
+    if record is None or "distribution" not in record or (segment_stride or segment_length) != segment_length:
+        return None
+    hold_s = WatchSettings().hold_s
+    evaluated = [v for v in scores if truths.get(v) is not None]
+    report = {"hold_s": hold_s, "note": "alerts replayed on each video's delivered segment scores (score_raw)"}
+    for rule in EVENT_RULES:
+        threshold = rule_threshold(record, rule, "the run's postprocess.json").value
+        alerts = {
+            video: [
+                alert_of(event)
+                for event in replay_alerts(
+                    scores[video]["score_raw"][::segment_length], segment_length, len(truths[video]), fps[video],
+                    threshold, hold_s,
+                )
+            ]
+            for video in evaluated
+        }  # fmt: skip
+        report[rule] = {"threshold": threshold, **event_metrics(alerts, truths, fps)}
+    return report
 
 
 def _normalised(metadata: Mapping, postprocess: Mapping) -> bool:
