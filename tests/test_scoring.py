@@ -31,7 +31,6 @@ from workflow import make_workdir, snakemake, tiny_config
 
 RUN = "results/demo/r3d_18/GCL_PT/seed0"
 WEIGHTS = "resources/models/r3d_18.pth"
-SCORE_INCLUDE = 'include: "workflow/rules/score.smk"'
 SEGMENT = 16
 FRESH_FRAMES = 40  # two full segments and one padded with 8 frames
 FOLDER_FRAMES = 20  # one full segment and one padded with 12 frames
@@ -45,9 +44,6 @@ def workdir(tmp_path_factory) -> Path:
         extractors={"r3d_18": {"weights": WEIGHTS, "batch_size": 4, "dtype": "float16"}},
     )
     work = make_workdir(tmp_path_factory.mktemp("scoring"), config)
-    snakefile = work / "Snakefile"
-    if SCORE_INCLUDE not in snakefile.read_text():
-        snakefile.write_text(snakefile.read_text() + f"\n{SCORE_INCLUDE}\n")
     (work / WEIGHTS).parent.mkdir(parents=True)
     torch.manual_seed(0)
     torch.save(torchvision.models.video.r3d_18().state_dict(), work / WEIGHTS)

@@ -1,6 +1,7 @@
 # Input functions and params of the rules of workflow/rules/aggregate.smk, which includes this file
 # (Snakemake's lint keeps functions and rules in separate files).
 
+
 def table_runs(table):
     """(variant, seed) of every run a table gathers (paper Table 2, Fig 10, Fig 5, Fig 9)."""
     experiments, seed = config["experiments"], config["seed"]

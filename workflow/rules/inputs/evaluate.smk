@@ -1,6 +1,7 @@
 # Input functions and params of the rules of workflow/rules/evaluate.smk, which includes this file
 # (Snakemake's lint keeps functions and rules in separate files).
 
+
 def get_td_enrichment(wildcards):
     """{"td_enrichment": what the run's TD cleaning removed}, or nothing for a run without
     cleaning (an input of evaluate_run: labels report on the cleaning there)."""

@@ -1,6 +1,7 @@
 # Input functions and params of the rules of workflow/rules/plots.smk, which includes this file
 # (Snakemake's lint keeps functions and rules in separate files).
 
+
 def get_baseline_scores(wildcards):
     """Scores of the plain autoencoder (AE_AllData) for the histogram figure."""
     return filled(
