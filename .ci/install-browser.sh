@@ -5,6 +5,4 @@ set -euo pipefail
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     exit 0
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends chromium chromium-driver
+bash "$(dirname "$0")/apt-install.sh" chromium chromium-driver

@@ -14,28 +14,5 @@ if broker=$(find_broker); then
 fi
 echo "install-mosquitto: installing mosquitto"
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-# policy-rc.d exit 101 keeps the package's maintainer scripts from starting the system
-# broker on port 1883 on hosts with an init system; the test starts its own.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-    $SUDO chmod +x "$policy"
-    created_policy=1
-fi
-cleanup() {
-    if [ "$created_policy" -eq 1 ]; then
-        $SUDO rm -f "$policy"
-    fi
-}
-trap cleanup EXIT
-
-# another apt run (a second CI step, an engineer) may hold the lock for a while: wait for it
-$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
-$SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends mosquitto
+bash "$(dirname "$0")/apt-install.sh" mosquitto
 echo "install-mosquitto: installed ($(find_broker))"

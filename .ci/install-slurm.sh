@@ -19,27 +19,5 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "install-slurm: missing ${missing[*]}; installing ${PACKAGES[*]}"
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-# policy-rc.d exit 101 stops the packages' maintainer scripts from starting
-# munge/slurm services on hosts that have an init system; the test starts its own.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-    $SUDO chmod +x "$policy"
-    created_policy=1
-fi
-cleanup() {
-    if [ "$created_policy" -eq 1 ]; then
-        $SUDO rm -f "$policy"
-    fi
-}
-trap cleanup EXIT
-
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
+bash "$(dirname "$0")/apt-install.sh" "${PACKAGES[@]}"
 echo "install-slurm: installed ($(slurmctld -V))"
