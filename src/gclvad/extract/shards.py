@@ -314,7 +314,7 @@ def extract_videos(
     *,
     extractor: str,
     weights: str | Path,
-    precision: str = "fp32",
+    precision: str = "auto",
     device: str = "auto",
     segment_length: int = 16,
     batch_size: int = 4,
