@@ -13,7 +13,10 @@ Sections (all by default; choose with --sections):
   bits      how much a clip's features change with the size of its forward pass (why every pass
             is filled up to batch_size), fp32 and bf16;
   demo      wall time of `make demo` (snakemake --cores 2 results/demo/auc.json, the shipped
-            config) with the baseline and with this checkout.
+            config) with the baseline and with this checkout;
+  split     clips/s of one shard job (extract_videos, I3D at its shipped precision) of --split-videos
+            videos for each split of the cores between K decoder processes and T torch threads
+            (K, T in 1..cores), round-robin --split-rounds times, best kept; not in the default set.
 
 Extractors: i3d with its package weights, resnext101 with a checkpoint in Hara's format (random
 weights, written here: speed does not depend on the values). The machine is printed first; on
@@ -270,6 +273,37 @@ def bench_bits(weights: dict) -> None:
             print(f"  {name} {precision} vs N={BATCH}: " + ", ".join(cells), flush=True)
 
 
+# ---------------------------------------------------------------- 7. decoders against threads
+
+
+def bench_split(root: Path, videos: int, segments: int, rounds: int, name: str = "i3d") -> None:
+    from gclvad.extract.shards import VideoJob, extract_videos
+
+    cores = os.cpu_count() or 1
+    splits = [(k, t) for k in range(1, cores + 1) for t in range(1, cores + 1)]
+    sources = sorted(make_videos(root / "split-videos", videos, segments).parent.glob("*.mp4"))
+    print(f"\n7. One shard job of {videos} videos x {segments} segments ({name} {PRECISION[name]}, batch {BATCH}): "
+          f"clips/s for K decoders x T torch threads on {cores} cores, best of {rounds} rounds")  # fmt: skip
+    best = dict.fromkeys(splits, 0.0)
+    for attempt in range(rounds):
+        for decoders, threads in splits:
+            out = root / f"split-{attempt}-{decoders}-{threads}"
+            jobs = [VideoJob(source.stem, source, out / f"{source.stem}.h5") for source in sources]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report = extract_videos(jobs, extractor=name, weights="package", precision=PRECISION[name],
+                                        device="cpu", batch_size=BATCH, decoders=decoders, threads=threads,
+                                        progress=False)  # fmt: skip
+            rate = report.clips / report.seconds
+            best[decoders, threads] = max(best[decoders, threads], rate)
+            print(f"  round {attempt}: K={decoders} T={threads}: {rate:.2f} clips/s  load {load()}", flush=True)
+    fastest = max(best, key=best.get)
+    for (decoders, threads), rate in best.items():
+        print(f"  K={decoders} T={threads}: best {rate:.2f} clips/s ({rate / best[fastest]:.0%} of the fastest)")
+    print(f"  fastest: K={fastest[0]} decoders, T={fastest[1]} threads", flush=True)
+    torch.set_num_threads(cores)
+
+
 # ---------------------------------------------------------------- 6. the demo
 
 
@@ -296,12 +330,16 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="491ece4", help="a commit with per-video extraction jobs")
     parser.add_argument("--sections", default="model,workflow,rss,decode,bits,demo")
     parser.add_argument("--demo-repeats", type=int, default=1)
+    parser.add_argument("--split-videos", type=int, default=4)
+    parser.add_argument("--split-rounds", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     print(describe())
     root = args.keep or Path(tempfile.mkdtemp(prefix="shard-bench-"))
     try:
+        if sections == {"split"}:  # needs neither the baseline nor the big video set
+            return bench_split(root, args.split_videos, 4, args.split_rounds)
         baseline = baseline_tree(args.baseline_ref, root / "baseline")
         manifest = make_videos(root / "videos", args.videos, args.segments)
         weights = {"i3d": "package", "resnext101": str(hara_checkpoint(root / "resnext-101-kinetics.pth"))}
@@ -322,6 +360,8 @@ def main() -> None:
             bench_bits(weights)
         if "demo" in sections:
             bench_demo(root, baseline, args.demo_repeats)
+        if "split" in sections:
+            bench_split(root, args.split_videos, 4, args.split_rounds)
         print(f"\nload average at end: {load()}")
     finally:
         if args.keep is None:

@@ -39,8 +39,9 @@ def test_extracts_one_file_per_video_and_keeps_them_on_a_second_run(inputs, tmp_
     features, attrs = read_video_features(out / "street.h5")
     assert features.shape == (2, 512) and attrs["frames"] == 20 and attrs["padded_tail"] == 12
     assert attrs["source"] == str(inputs[0].absolute()) and attrs["extractor"] == "r3d_18"
-    # The same numbers as extracting the video on its own.
-    extractor = build_extractor("r3d_18", "random", "cpu")
+    # The same numbers as extracting the video on its own; the precision `auto` chose is recorded.
+    extractor = build_extractor("r3d_18", "random", "cpu", "auto")
+    assert attrs["precision"] == extractor.precision
     extract_video(extractor, inputs[0], tmp_path / "alone.h5", batch_size=4, dtype="float32")
     assert np.array_equal(features, read_video_features(tmp_path / "alone.h5")[0])
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}

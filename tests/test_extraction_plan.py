@@ -73,10 +73,9 @@ def test_a_shard_job_gets_each_videos_source_feature_file_and_segments():
 
 def test_expected_feature_files_follow_the_settings_that_change_features():
     random = expected_feature_file({"weights": "random", "crops": "three"}, "r3d_18", 16, 16, 5)
-    assert random.attrs == {
+    assert random.attrs == {  # no precision: `auto`, resolved by the job's machine, not pinned here
         "extractor": "r3d_18",
         "weights_random": True,
-        "precision": "fp32",
         "segment_length": 16,
         "segment_stride": None,  # consecutive windows: the attribute is absent
         "weights_sha256": "random",
@@ -87,6 +86,8 @@ def test_expected_feature_files_follow_the_settings_that_change_features():
     assert overlapping.attrs["segment_stride"] == 8 and "weights_sha256" not in overlapping.attrs
     assert (overlapping.attrs["precision"], overlapping.dtype) == ("bf16", "float32")
     assert overlapping.newer_than == (Path("w.pth"),) and overlapping.crops == 1
+    explicit = expected_feature_file({"weights": "random", "precision": "fp32"}, "r3d_18", 16, 16, 5)
+    assert explicit.attrs["precision"] == "fp32"
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def tiny_config(**overrides) -> dict:
             "training": "tiny",
         }
     }
-    config["extractors"]["r3d_18"] = {"weights": "random", "batch_size": 4, "dtype": "float32"}
+    config["extractors"]["r3d_18"] = {"weights": "random", "precision": "fp32", "batch_size": 4, "dtype": "float32"}
     config["training"]["presets"]["tiny"] = {
         **config["training"]["presets"]["small"],
         "loop": {"epochs": 3},

@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (default: 4)")
     extract.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
-        default="fp32",
-        help="arithmetic of the network: fp32 (default), or bf16 autocast on a GPU (faster, features differ slightly)",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="arithmetic of the network: auto (default: bf16 where the CPU or GPU computes it natively, else fp32), "
+        "fp32, or bf16 (faster where native, features differ slightly; the files record the one used)",
     )
     extract.add_argument(
         "--dtype",

@@ -43,7 +43,7 @@ def extract_to_folder(
     device: str = "auto",
     decoders: int | str = "auto",
     batch_size: int = 4,
-    precision: str = "fp32",
+    precision: str = "auto",
     dtype: str = "float16",
     segment_length: int = 16,
     on_bad_video: str = "stop",

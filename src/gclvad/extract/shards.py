@@ -301,7 +301,10 @@ def _run(extractor, jobs, tasks, pool, writer: _Writer, batch_size: int, report:
 def decoder_count(decoders: int | str, device: torch.device, threads: int | None) -> int:
     """Decoder processes for `decoders` ("auto" or a number). auto: on a GPU, one per thread of
     the job (the network leaves the CPU to them); on the CPU one, since the network takes the
-    cores and decodes ~100 times slower than one decoder feeds it (benchmarks/shard_extract.py)."""
+    cores and decodes ~100 times slower than one decoder feeds it (benchmarks/shard_extract.py).
+    On 2 cores, I3D fp32 on 4 small videos (shard_extract.py --sections split, 2026-12-02, load
+    5-6): 1 decoder + 2 torch threads (this default with the job's threads) 1.60 clips/s, 2 + 1
+    1.57, 1 + 1 1.27, 2 + 2 (oversubscribed) 1.12."""
     if decoders != "auto":
         if int(decoders) < 1:
             raise GclvadError(f"decoders must be 'auto' or at least 1, got {decoders!r}")
@@ -314,7 +317,7 @@ def extract_videos(
     *,
     extractor: str,
     weights: str | Path,
-    precision: str = "fp32",
+    precision: str = "auto",
     device: str = "auto",
     segment_length: int = 16,
     batch_size: int = 4,

@@ -272,6 +272,14 @@ def read_provenance(path: str | Path) -> dict[str, str]:
     return {key: str(attrs[key]) for key in PROVENANCE_KEYS if key in attrs}
 
 
+def read_extraction_precision(path: str | Path) -> str | None:
+    """The precision all videos of a merged feature file were extracted in (None when they
+    differ or the file does not say, e.g. published features)."""
+    with open_store(Path(path)) as source:
+        precision = attrs_of(source).get("precision")
+    return None if precision is None else str(precision)
+
+
 def read_index(source: h5py.File, path: Path) -> dict:
     index = source.get(INDEX)
     columns = ("video", "offset", "segments", *INDEX_KEYS)

@@ -18,15 +18,28 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from gclvad.device import resolve_device
 from gclvad.errors import GclvadError
 from gclvad.extract.networks.registry import build_extractor
+from gclvad.extract.networks.speed import resolve_precision
 from gclvad.gcl.store import read_models_metadata
 from gclvad.scoring.postprocess import PostprocessConfig
 from gclvad.scoring.scorer import EnsembleScorer, RunScorer, load_scorer
 from gclvad.weights import MARKERS, RANDOM_WEIGHTS, sha256_file
 
 log = logging.getLogger(__name__)
+
+# Largest ||features - run's features|| / ||run's features|| on one clip allowed when scoring in
+# another precision than the run's features were extracted in: 3x the typical bf16 vs fp32
+# difference, so that the rounding of bf16 passes and anything more (a network that bf16 breaks,
+# e.g. by cancellation) is refused. Typical: I3D (package weights) on the 8 clips of a synthetic
+# street video, median 1.13e-2, max 1.25e-2; on the seeded noise clip this check uses, 1.50e-2
+# (`.venv/bin/python benchmarks/ceiling.py --sections tolerance`, AMD EPYC with avx512_bf16,
+# torch 2.14.1, 2026-12-02).
+PRECISION_TOLERANCE = 0.034
+PRECISION_CHECK_SEED = 0
 
 MODELS_FILE = "models.pt"
 # Written by the workflow's score_run beside scores.h5: how the run's scores are
@@ -133,8 +146,10 @@ def check_weights_digest(digest: str, weights: str | Path, record: RunRecord) ->
         )
 
 
-def build_run_extractor(record: RunRecord, weights: str | Path | None, device: str):
-    """The run's extractor, with its weights checked by sha256 (before loading, where a file)."""
+def build_run_extractor(record: RunRecord, weights: str | Path | None, device: str, precision: str | None = None):
+    """The run's extractor, with its weights checked by sha256 (before loading, where a file),
+    in the precision its features were extracted in, or in `precision` where its features differ
+    from those by at most PRECISION_TOLERANCE (`check_precision_change`)."""
     argument = weights_argument(weights, record)
     if isinstance(argument, Path):
         check_weights_digest(sha256_file(argument), argument, record)
@@ -145,13 +160,19 @@ def build_run_extractor(record: RunRecord, weights: str | Path | None, device: s
             "match its own only where the random network is rebuilt identically (tests only)",
             record.folder,
         )
-    extractor = build_extractor(
-        record.extractor["name"],
-        argument,
-        device=device,
-        precision=record.extractor.get("precision", "fp32"),
-        crops=record.extractor.get("crops", "centre"),
-    )
+    recorded = record.extractor.get("precision", "fp32")  # resolved, unless recorded before "auto" existed
+
+    def build(in_precision: str):
+        return build_extractor(
+            record.extractor["name"], argument, device=device, precision=in_precision,
+            crops=record.extractor.get("crops", "centre"),
+        )  # fmt: skip
+
+    extractor = build(recorded)
+    if precision is not None and resolve_precision(precision, extractor.device) != extractor.precision:
+        asked = build(precision)
+        check_precision_change(extractor, asked, record)
+        extractor = asked
     # "package" is hashed by the builder; for the others this confirms what was checked above.
     check_weights_digest(extractor.weights_sha256, argument, record)
     described = extractor.preprocessing.describe()
@@ -161,6 +182,34 @@ def build_run_extractor(record: RunRecord, weights: str | Path | None, device: s
             f"{extractor.name!r} now prepares them as {described!r}; its scores would not be comparable"
         )
     return extractor
+
+
+def precision_difference(reference, other, seed: int = PRECISION_CHECK_SEED) -> float:
+    """||other's features - reference's|| / ||reference's|| of one clip (seeded noise of the
+    reference's input shape): how far scoring in `other`'s precision moves the run's features."""
+    crop = reference.preprocessing.crop
+    height, width = (crop, crop) if isinstance(crop, int) else crop
+    generator = torch.Generator().manual_seed(seed)
+    clip = torch.randn(1, 3, reference.required_frames or 16, height, width, generator=generator)
+    expected = reference.extract(clip)
+    return float(torch.linalg.vector_norm(other.extract(clip) - expected) / torch.linalg.vector_norm(expected))
+
+
+def check_precision_change(reference, other, record: RunRecord, tolerance: float | None = None) -> None:
+    """Refuse `other` (another precision) when its features of a clip differ from those of
+    `reference` (the run's precision) by more than `tolerance` (default PRECISION_TOLERANCE)."""
+    tolerance = PRECISION_TOLERANCE if tolerance is None else tolerance
+    difference = precision_difference(reference, other)
+    if difference > tolerance:
+        raise GclvadError(
+            f"run {record.folder} was trained on {reference.precision} features of {reference.name!r}; in "
+            f"{other.precision} they differ by {difference:.2e} (relative, on one clip), more than the "
+            f"{tolerance:.2e} allowed: score in {reference.precision}"
+        )
+    log.info(
+        "scoring run %s in %s, its features in %s: features differ by %.2e on one clip (allowed %.2e)",
+        record.folder, other.precision, reference.precision, difference, tolerance,
+    )  # fmt: skip
 
 
 def check_given_extractor(extractor, record: RunRecord) -> None:
@@ -184,15 +233,20 @@ class TrainedRun:
 
 
 def open_run(
-    run: str | Path | RunRecord, weights: str | Path | None = None, device: str = "auto", extractor=None
+    run: str | Path | RunRecord,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    extractor=None,
+    precision: str | None = None,
 ) -> TrainedRun:
     """The run folder (or its models.pt, or its record) `run`, ready to score: the extractor its
-    features came from (built with `weights`, default the recorded ones, or the given
-    `extractor`, checked against the run) and its scorer, both on `device`."""
+    features came from (built with `weights`, default the recorded ones, in `precision`, default
+    the recorded one; or the given `extractor`, checked against the run) and its scorer, both on
+    `device`."""
     record = run if isinstance(run, RunRecord) else read_run(run)
     resolved = str(resolve_device(device))
     if extractor is None:
-        extractor = build_run_extractor(record, weights, resolved)
+        extractor = build_run_extractor(record, weights, resolved, precision)
     else:
         check_given_extractor(extractor, record)
     scorer = load_scorer(record.models_path, record.postprocess, device=resolved)

@@ -13,7 +13,7 @@ import numpy as np
 from gclvad.datasets.readers import load_dataset
 from gclvad.datasets.segment_index import read_segment_index, split_videos
 from gclvad.features.feature_set import FeatureSet, load_feature_set
-from gclvad.features.files import stored_videos
+from gclvad.features.files import read_extraction_precision, stored_videos
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +71,11 @@ def anomalous_rows(feature_set: FeatureSet, truths: Mapping) -> np.ndarray:
             window = truth[start : start + length]  # a padded tail's window holds fewer frames
             out[row] = int(window.size > 0 and window.mean() >= 0.5)
     return out
+
+
+def record_precision_used(stored: dict, features_path: str | Path) -> None:
+    """The run's extractor entry with the precision its features were extracted in, which
+    scoring rebuilds (the config may say `auto`, resolved by each extraction job's machine)."""
+    precision = read_extraction_precision(features_path)
+    if precision is not None and isinstance(stored.get("extractor"), dict):
+        stored["extractor"] = {**stored["extractor"], "precision": precision}

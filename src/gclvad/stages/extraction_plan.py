@@ -79,10 +79,14 @@ def expected_feature_file(
     entry; the shard job also checks the weights' sha256 and the preprocessing, which the
     planning process cannot."""
     weights = extractor["weights"]
+    precision = extractor.get("precision", "auto")
     attrs = {
         "extractor": network,
         "weights_random": weights == RANDOM_WEIGHTS,
-        "precision": extractor.get("precision", "fp32"),
+        # `auto` is resolved by the job's machine, which this planning process may not be (a
+        # cluster's login node): a file of either precision is current here, and the shard job
+        # re-checks each video it extracts against the precision it resolved.
+        **({} if precision == "auto" else {"precision": precision}),
         "segment_length": segment_length,
         # the attribute is absent for consecutive windows
         "segment_stride": None if segment_stride == segment_length else segment_stride,

@@ -77,7 +77,7 @@ def extract_video_features(
         jobs,
         extractor=extractor["name"],
         weights=extractor["weights"],
-        precision=extractor.get("precision", "fp32"),
+        precision=extractor.get("precision", "auto"),
         device=device,
         segment_length=segment_length,
         batch_size=extractor.get("batch_size", 4),

@@ -23,7 +23,7 @@ from gclvad.scoring.frames import read_scores, write_scores
 from gclvad.scoring.postprocess import REFERENCE_KEY, PostprocessConfig
 from gclvad.scoring.quantiles import QUANTILES_KEY, delivered_score_quantiles
 from gclvad.scoring.scorer import score_feature_set
-from gclvad.stages.data import frame_truths, read_json, run_videos, training_feature_set
+from gclvad.stages.data import frame_truths, read_json, record_precision_used, run_videos, training_feature_set
 from gclvad.stages.epoch_scores import diagnostic_curve, write_epoch_scores
 
 # The networks (torch) are imported inside the stages that score, so that the jobs that only
@@ -98,6 +98,7 @@ def ensemble_run(
         "members": [{"seed": m.get("seed"), "config_sha256": m.get("config_sha256")} for m in members],
         "log": [{**row, "member": i} for i, m in enumerate(members) for row in m.get("log", [])],
     }
+    record_precision_used(stored, features_path)
     write_ensemble(list(member_models), training, PostprocessConfig(**postprocess), out_models, stored)
     write_atomic(out_log, lambda temporary: pd.DataFrame(stored["log"]).to_csv(temporary, sep="\t", index=False))
     _, scored = run_videos(features_path, index_path, train_on)  # no epochs: an empty diagnostic

@@ -19,7 +19,15 @@ from gclvad.features.files import read_provenance
 from gclvad.gcl.config import STAGE_SECTIONS, Stage
 from gclvad.scoring.postprocess import REFERENCE_KEY, score_reference
 from gclvad.scoring.quantiles import QUANTILES_KEY, score_quantiles
-from gclvad.stages.data import anomalous_rows, frame_truths, read_json, run_videos, training_feature_set, video_labels
+from gclvad.stages.data import (
+    anomalous_rows,
+    frame_truths,
+    read_json,
+    record_precision_used,
+    run_videos,
+    training_feature_set,
+    video_labels,
+)
 from gclvad.stages.epoch_scores import EpochScoreRecorder, progress_path
 from gclvad.stages.settings import stage_config
 
@@ -137,6 +145,7 @@ def train_stage(
         "steps": {**previous.get("steps", {}), **result.steps},
         **read_provenance(features_path),
     }
+    record_precision_used(stored, features_path)
     for key, value in (("cleaning", result.cleaning), ("supervision", result.supervision)):
         if value is not None:
             stored[key] = value

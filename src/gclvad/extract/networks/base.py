@@ -78,12 +78,13 @@ class TorchExtractor(Extractor):
         self.weights_sha256 = weights_sha256
         self.weights_random = weights_sha256 == RANDOM_WEIGHTS
         self.device = device
-        self.precision = speed.check_precision(precision)
+        # What was used, never "auto": feature files and runs record it.
+        self.precision = speed.resolve_precision(precision, device)
         self.bf16_mode = bf16_mode
         self.required_frames = required_frames
         self.channels_last = channels_last and speed.has_conv3d(module)
         self.module = speed.optimize_for_inference(
-            module, device, precision, bf16_mode, fold=fold_batchnorm, channels_last=channels_last, inplace=True
+            module, device, self.precision, bf16_mode, fold=fold_batchnorm, channels_last=channels_last, inplace=True
         )
 
     def extract(self, clips: torch.Tensor) -> torch.Tensor:
@@ -97,6 +98,16 @@ class TorchExtractor(Extractor):
         if features.shape[1] != self.dim:
             raise RuntimeError(f"{self.name}: produced {features.shape[1]}-d features, expected {self.dim}")
         return features
+
+    def clip_flops(self, frames: int = 16) -> int:
+        """FLOPs of the prepared network (BatchNorm folded) on one clip of `frames` frames at
+        its native crop size (speed.forward_flops)."""
+        crop = self.preprocessing.crop
+        height, width = (crop, crop) if isinstance(crop, int) else crop
+        clip = torch.zeros(1, 3, self.required_frames or frames, height, width)
+        batch = speed.prepare_input(clip, self.device, self.precision, self.bf16_mode, self.channels_last)
+        with speed.autocast_context(self.device, self.precision, self.bf16_mode):
+            return speed.forward_flops(self.module, batch)
 
 
 # ---------------------------------------------------------------- weights files

@@ -50,8 +50,9 @@ def build_extractor(
     name: str, weights: str | Path, device: str = "auto", precision: str = "fp32", crops: str = "centre"
 ) -> Extractor:
     """The extractor `name` with the weights file `weights` on `device` ("auto" | "cpu" |
-    "cuda" | "cuda:N") in `precision` ("fp32" | "bf16"), seeing the crops of every segment that
-    `crops` names ("centre", "three", "ten": gclvad.decode.crops.CROP_MODES).
+    "cuda" | "cuda:N") in `precision` ("fp32" | "bf16" | "auto": bf16 where the device computes
+    it natively, speed.resolve_precision), seeing the crops of every segment that `crops` names
+    ("centre", "three", "ten": gclvad.decode.crops.CROP_MODES).
 
     weights="random" (that exact string) builds an untrained network and warns loudly (each
     builder warns, through base.warn_random_weights); any other value must be an existing

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+from pathlib import Path
 
 import torch
 from torch import fx, nn
@@ -27,12 +28,66 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 PRECISIONS = ("fp32", "bf16")
+# What a user may ask for: "auto" is resolved by `resolve_precision` before any network is built.
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 BF16_MODES = ("cast", "autocast")
+# CPU flags of native bf16 arithmetic (AVX-512 BF16 dot products, AMX tiles); without them
+# oneDNN and ATen emulate bf16 through fp32 and are slower than plain fp32.
+NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# ATen kernel levels that use those instructions (ATEN_CPU_CAPABILITY=avx2 forces emulation).
+NATIVE_BF16_CAPABILITIES = ("AVX512", "AVX512_BF16", "AMX")
+# Seconds of an I3D bf16 forward over seconds of the fp32 one on a CPU without native bf16
+# (oneDNN and ATen then convert to fp32 and back around every operation), measured by
+# `.venv/bin/python benchmarks/ceiling.py --sections avx2`: a subprocess with
+# ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 on an AMD EPYC with avx512_bf16 (2 shared
+# logical cores, load 5), torch 2.14.1, 2026-12-02; one 16x224x224 clip, best of 2: fp32 2.30 s,
+# bf16 52.12 s (the same CPU's own AVX-512 BF16 kernels: fp32 1.81 s, bf16 1.46 s).
+EMULATED_BF16_SLOWDOWN = 22.6
 
 
 def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise GclvadError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo does not exist, e.g. macOS)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively and torch's kernels are allowed to use it."""
+    has_flags = any(flag in cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
+    return has_flags and torch.backends.cpu.get_cpu_capability() in NATIVE_BF16_CAPABILITIES
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and cpu_has_native_bf16()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """ "auto" -> "bf16" where `device` computes bf16 natively, else "fp32"; "fp32" and "bf16"
+    stay as asked, bf16 without native support with a warning of what it costs."""
+    if precision not in PRECISION_CHOICES:
+        raise GclvadError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISION_CHOICES)}")
+    native = has_native_bf16(device)
+    if precision == "auto":
+        return "bf16" if native else "fp32"
+    if precision == "bf16" and not native:
+        log.warning(
+            "precision bf16 on %s, which has no native bf16 arithmetic: the network runs about %.0fx slower than "
+            "in fp32 (I3D, measured with emulated AVX2); use precision auto or fp32",
+            device,
+            EMULATED_BF16_SLOWDOWN,
+        )
     return precision
 
 
@@ -90,6 +145,17 @@ def _conv_feeding_batchnorm(node: fx.Node, modules: dict[str, nn.Module]) -> fx.
     if conv.out_channels != modules[node.target].num_features:
         return None
     return source
+
+
+def forward_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass of `module` on `inputs`, as
+    torch.utils.flop_counter counts them: 2 per multiply-add of convolutions and matrix
+    products (where a network spends its time); biases, activations and pooling not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    return int(counter.get_total_flops())
 
 
 def count_batchnorms(module: nn.Module) -> int:
