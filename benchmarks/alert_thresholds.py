@@ -5,7 +5,7 @@ event and not on normal footage.
 
 RUN: a workflow run folder (results/{dataset}/{extractor}/{variant}/seed{seed}) of a dataset
 with frame ground truth, e.g. the demo's default run and the walkway benchmark's
-(benchmarks/configs/walkway_alerts.yaml). Each rule (gclvad.live.threshold.THRESHOLD_RULES)
+(benchmarks/configs/alert_datasets.yaml). Each rule (gclvad.live.threshold.THRESHOLD_RULES)
 computes the threshold from the run's scores of its own training segments only (as
 delivered: crops combined, ensembles as they score); the test videos' segment scores are
 then replayed through the watch's detector (gclvad.live.alerts.replay_alerts) and judged by

@@ -71,11 +71,11 @@ def tiny(tmp_path_factory) -> dict:
 
 
 def upper_rule(scores) -> float:
-    """The default threshold rule by hand: median + 3 x 1.4826 x the upper half's median distance
-    above the median, on the recorded distribution (201 evenly spaced quantiles)."""
+    """The default threshold rule by hand: median + 2.5 x 1.4826 x the upper half's median
+    distance above the median, on the recorded distribution (201 evenly spaced quantiles)."""
     levels = np.quantile(np.asarray(scores, np.float64), np.linspace(0, 1, 201))
     middle = np.median(levels)
-    return float(middle + 3 * 1.4826 * np.median(levels[levels > middle] - middle))
+    return float(middle + 2.5 * 1.4826 * np.median(levels[levels > middle] - middle))
 
 
 def test_final_stage_records_its_training_score_quantiles(tiny):

@@ -101,7 +101,8 @@ def add_parsers(commands) -> None:
         type=float,
         help=f"alert threshold = this quantile of the run's scores on its training segments (recorded: "
         f"{', '.join(f'{q:g}' for q in QUANTILE_LEVELS)}); default: the label-free rule {DEFAULT_RULE} "
-        "(median + 3 robust standard deviations of the upper half of those scores; README, 'Alerts')",
+        "(median + 2.5 robust standard deviations of the upper half of those scores; README, 'Alerts "
+        "without labels')",
     )
     level.add_argument("--threshold", type=float, help="alert threshold as a score value instead")
     for flag, kind, default, text in _WATCH_OPTIONS:
