@@ -181,13 +181,15 @@ EVENT_RULES = (DEFAULT_RULE, "quantile:0.99")
 def alert_events(scores, truths, fps, postprocessing, segment_length: int, segment_stride: int | None) -> dict | None:
     """What `gclvad watch` with the run's default settings would have alerted on the scored
     videos with ground truth, judged by events (gclvad.evaluation.events), for EVENT_RULES;
-    None for runs without a training-score record or with overlapping windows (watch scores
-    consecutive segments)."""
+    None for runs without a training-score record, with overlapping windows (watch scores
+    consecutive segments) or without frame rates (published features)."""
     record = postprocessing.get(QUANTILES_KEY)
+    evaluated = [v for v in scores if truths.get(v) is not None]
     if record is None or "distribution" not in record or (segment_stride or segment_length) != segment_length:
         return None
+    if not all(fps.get(video, 0) > 0 for video in evaluated):  # published features: no frame rate, no stream time
+        return None
     hold_s = WatchSettings().hold_s
-    evaluated = [v for v in scores if truths.get(v) is not None]
     report = {"hold_s": hold_s, "note": "alerts replayed on each video's delivered segment scores (score_raw)"}
     for rule in EVENT_RULES:
         threshold = rule_threshold(record, rule, "the run's postprocess.json").value
