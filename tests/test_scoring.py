@@ -195,7 +195,8 @@ def test_cli_bad_input_exits_2_with_one_line(workdir, tmp_path, capsys):
         assert error.startswith("gclvad: error:") and message in error and "\n" not in error
 
 
-def test_a_bad_video_stops_the_call_or_is_skipped(workdir, tmp_path, capsys):
+def test_a_bad_video_stops_the_call_or_is_skipped(workdir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(workdir)  # the run's recorded weights path is relative to the workflow's folder
     good = make_video(tmp_path / "good.mkv", FRESH_FRAMES, (24, 32), pattern="ramp")
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
