@@ -581,22 +581,32 @@ def report(args, plan, folder, out, cameras, receiver, samples, outbox_peak, wat
     after = times >= plan.warmup_s
     start = float(rss[after][0]) if after.any() else float("nan")
     slope = float(np.polyfit(times[after] / 3600, rss[after], 1)[0]) if after.sum() >= 3 else float("nan")
+    # A leak grows for ever; allocators and caches grow for a while and stop: the second half tells them apart.
+    late = times >= times[-1] / 2
+    late_slope = float(np.polyfit(times[late] / 3600, rss[late], 1)[0]) if late.sum() >= 3 else float("nan")
+    late_growth = float(rss[late].max() - rss[late][0])
     figures = {
         "rss_first_mib": round(float(rss[0]), 1),
         "rss_start_mib": round(start, 1),
         "rss_max_mib": round(float(rss[after].max()), 1) if after.any() else None,
         "rss_end_mib": round(float(rss[-1]), 1),
         "rss_slope_mib_per_h": round(slope, 2),
+        "rss_second_half_growth_mib": round(late_growth, 1),
+        "rss_second_half_slope_mib_per_h": round(late_slope, 2),
         "samples": len(samples),
     }
     print(
         f"\nRSS of the watch process ({len(samples)} samples every {plan.sample_s:g} s, {folder / 'rss.csv'}): "
         f"{figures['rss_first_mib']} MiB at the first sample, {figures['rss_start_mib']} MiB after the "
         f"{plan.warmup_s:g} s warm-up, max {figures['rss_max_mib']} MiB, end {figures['rss_end_mib']} MiB; slope "
-        f"{figures['rss_slope_mib_per_h']} MiB/hour (least squares after the warm-up)"
+        f"{figures['rss_slope_mib_per_h']} MiB/hour (least squares after the warm-up); over the second half "
+        f"(from {times[late][0]:.0f} s) it grew {figures['rss_second_half_growth_mib']} MiB, slope "
+        f"{figures['rss_second_half_slope_mib_per_h']} MiB/hour"
     )
     bound = args.rss_growth_mib
     checks.append((f"RSS grew less than {bound:g} MiB after the warm-up", figures["rss_max_mib"] - start < bound))
+    if plan.seconds >= 600:  # a short run's second half is still its warm-up
+        checks.append((f"RSS grew less than {bound / 4:g} MiB over the second half", late_growth < bound / 4))
     print()
     for text, held in checks:
         print(f"  {'ok  ' if held else 'FAIL'} {text}")
@@ -637,7 +647,12 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0, help="of the drops' lengths")
-    parser.add_argument("--rss-growth-mib", type=float, default=64.0, help="the check's bound on RSS growth")
+    parser.add_argument(
+        "--rss-growth-mib",
+        type=float,
+        default=64.0,
+        help="the checks' bounds: RSS growth after the warm-up below this, over the second half below a quarter of it",
+    )
     parser.add_argument("--work", type=Path, help="reuse the run and videos here (default: a temporary folder)")
     args = parser.parse_args()
     if args.cameras < 1 or args.minutes <= 0:
