@@ -89,10 +89,15 @@ def test_final_stage_records_its_training_score_quantiles(tiny):
         assert value == pytest.approx(float(np.quantile(scores.astype(np.float64), float(level))), rel=1e-6)
     assert recorded["max"] == pytest.approx(float(scores.max()))
 
+    # a run delivering its network's own score (G's error): the 0.99 quantile
     default = run_threshold(run / "models.pt", {QUANTILES_KEY: recorded})
-    assert default.value == pytest.approx(upper_rule(scores)) and "upper half" in default.origin
+    assert default.value == recorded["quantiles"]["0.99"] and "networks' own scores" in default.origin
+    # a z-normalised seed ensemble (the default for unlabelled footage): the rule upper:2.5
+    ensemble = {QUANTILES_KEY: recorded, "members": [{}, {}]}
+    normalised = run_threshold(run / "models.pt", ensemble)
+    assert normalised.value == pytest.approx(upper_rule(scores)) and "upper half" in normalised.origin
     before = {key: value for key, value in recorded.items() if key != "distribution"}  # a run recorded earlier
-    fallback = run_threshold(run / "models.pt", {QUANTILES_KEY: before})
+    fallback = run_threshold(run / "models.pt", {**ensemble, QUANTILES_KEY: before})
     assert fallback.value == recorded["quantiles"]["0.99"] and "before the default rule" in fallback.origin
     assert (
         run_threshold(run / "models.pt", {QUANTILES_KEY: recorded}, quantile=0.9).value == recorded["quantiles"]["0.9"]
@@ -304,11 +309,11 @@ def test_a_run_of_three_crops_watches_with_the_scores_gclvad_score_gives(r3d_thr
     live = write_ts(tmp_path / "live.ts", textured_frames(64, SIZE, seed=5, planted=range(32, 48)))
     summary = watch(r3d_three_run, str(live), tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "scores.csv")
-    # the default alert threshold: the default rule on what the run delivers for its training
-    # segments (the mean of each segment's three crop scores), not on the crops one by one
+    # the default alert threshold: the 0.99 quantile (the crops' mean is no normalised score) of
+    # what the run delivers for its training segments, not of the crops one by one
     training = load_feature_set(r3d_three_run.parents[2] / "features" / "r3d_18.h5", ["train0", "train1"], "each")
     delivered = load_scorer(r3d_three_run / "models.pt").segment_scores(training)["score"]
-    assert summary["threshold"]["value"] == pytest.approx(upper_rule(delivered))
+    assert summary["threshold"]["value"] == pytest.approx(np.quantile(delivered, 0.99))
     score_videos(r3d_three_run, [live], tmp_path / "offline", device="cpu")
     features, _ = read_video_features(tmp_path / "offline" / "features" / "live.h5")
     assert features.shape[:2] == (4, 3)  # three crops of each of the 4 segments

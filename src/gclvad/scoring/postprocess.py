@@ -17,6 +17,7 @@ walkway benchmark, `benchmarks/detection.py`, never on a labelled test set):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -118,6 +119,16 @@ class PostprocessConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def normalised_scores(metadata: Mapping, postprocess: Mapping) -> bool:
+    """Whether a run's delivered scores are normalised (crop positions, or an ensemble's members,
+    against their training scores) and so no longer the networks' own outputs (D's probability,
+    G's error). Smoothing keeps them what they were: a weighted mean of probabilities is one.
+    metadata: the run's models file's; postprocess: its PostprocessConfig as a dict."""
+    crops = postprocess.get("crop_normalise", "none") != "none"
+    members = "members" in metadata and postprocess.get("ensemble_normalise", "z") != "none"
+    return crops or members
 
 
 # Where a run keeps the distribution of its training-segment scores, per crop position: what

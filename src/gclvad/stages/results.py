@@ -18,9 +18,9 @@ from gclvad.evaluation.metrics import FALSE_ALARM_THRESHOLD, frame_auc, frame_me
 from gclvad.features.feature_set import load_feature_set
 from gclvad.live.alerts import alert_of, replay_alerts
 from gclvad.live.cameras import WatchSettings
-from gclvad.live.threshold import DEFAULT_RULE, rule_threshold
+from gclvad.live.threshold import DEFAULT_RULE, default_rule, rule_threshold
 from gclvad.scoring.frames import read_scores, write_scores
-from gclvad.scoring.postprocess import REFERENCE_KEY, PostprocessConfig
+from gclvad.scoring.postprocess import REFERENCE_KEY, PostprocessConfig, normalised_scores
 from gclvad.scoring.quantiles import QUANTILES_KEY, delivered_score_quantiles
 from gclvad.scoring.scorer import score_feature_set
 from gclvad.stages.data import frame_truths, read_json, record_precision_used, run_videos, training_feature_set
@@ -136,7 +136,7 @@ def evaluate_run(
         scored_by = (
             metadata.get("settings", {}).get("scoring", {}).get("model", "d" if "d" in scores[evaluated[0]] else "g")
         )
-        probabilities = scored_by == "d" and not _normalised(metadata, postprocessing["postprocess"])
+        probabilities = scored_by == "d" and not normalised_scores(metadata, postprocessing["postprocess"])
         threshold = FALSE_ALARM_THRESHOLD if probabilities else None
         result.update(frame_metrics({v: scores[v]["score"] for v in evaluated}, truths, threshold))
     for name, key in (("score_raw", "auc_raw"), ("d", "auc_d"), ("g", "auc_g")):
@@ -158,7 +158,7 @@ def evaluate_run(
     result["epochs_logged"] = len(metadata.get("log", []))
     if evaluated:
         fps = read_segment_index(index_path).set_index("video")["fps"].astype(float).to_dict()
-        events = alert_events(scores, truths, fps, postprocessing, segment_length, segment_stride)
+        events = alert_events(scores, truths, fps, metadata, postprocessing, segment_length, segment_stride)
         if events is not None:
             result["events"] = events
     if enrichment_path is not None:
@@ -178,7 +178,9 @@ def evaluate_run(
 EVENT_RULES = (DEFAULT_RULE, "quantile:0.99")
 
 
-def alert_events(scores, truths, fps, postprocessing, segment_length: int, segment_stride: int | None) -> dict | None:
+def alert_events(
+    scores, truths, fps, metadata, postprocessing, segment_length: int, segment_stride: int | None
+) -> dict | None:
     """What `gclvad watch` with the run's default settings would have alerted on the scored
     videos with ground truth, judged by events (gclvad.evaluation.events), for EVENT_RULES;
     None for runs without a training-score record, with overlapping windows (watch scores
@@ -190,7 +192,11 @@ def alert_events(scores, truths, fps, postprocessing, segment_length: int, segme
     if not all(fps.get(video, 0) > 0 for video in evaluated):  # published features: no frame rate, no stream time
         return None
     hold_s = WatchSettings().hold_s
-    report = {"hold_s": hold_s, "note": "alerts replayed on each video's delivered segment scores (score_raw)"}
+    report = {
+        "hold_s": hold_s,
+        "default_rule": default_rule(metadata, postprocessing.get("postprocess", {})),
+        "note": "alerts replayed on each video's delivered segment scores (score_raw)",
+    }
     for rule in EVENT_RULES:
         threshold = rule_threshold(record, rule, "the run's postprocess.json").value
         alerts = {
@@ -205,15 +211,6 @@ def alert_events(scores, truths, fps, postprocessing, segment_length: int, segme
         }  # fmt: skip
         report[rule] = {"threshold": threshold, **event_metrics(alerts, truths, fps)}
     return report
-
-
-def _normalised(metadata: Mapping, postprocess: Mapping) -> bool:
-    """Whether a run's delivered scores are normalised (crop positions, or an ensemble's members,
-    against their training scores) and so no longer D's probabilities. Smoothing keeps them
-    probabilities: a weighted mean of probabilities is one."""
-    crops = postprocess.get("crop_normalise", "none") != "none"
-    members = "members" in metadata and postprocess.get("ensemble_normalise", "z") != "none"
-    return crops or members
 
 
 def dataset_summary(*, run_auc_path: str | Path, out_path: str | Path) -> dict:
