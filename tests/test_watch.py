@@ -490,7 +490,7 @@ def counted_builds(monkeypatch):
     builds = {"extractor": 0, "scorer": 0}
     load_scorer = run_module.load_scorer
 
-    def build_extractor(record, weights, device):
+    def build_extractor(record, weights, device, precision=None):
         builds["extractor"] += 1
         return tiny_extractor()
 
