@@ -18,6 +18,7 @@ from gclvad.stages.config_checks import (
     config_problems,
     cuda_device_problems,
     extractor_name_problems,
+    frame_step_problems,
     network_of,
     published_datasets,
     reference_problems,
@@ -134,6 +135,18 @@ def test_a_published_dataset_names_no_extractor_and_its_preset_defaults_to_small
     assert reference_problems(config) == []
     config["training"]["presets"].pop("small")
     assert reference_problems(config) == ["config datasets.fx.training: 'small' is not defined (known: paper)"]
+
+
+def test_frame_step_is_refused_for_published_features_only():
+    config = small_config(demo={"format": "generic", "extractor": "i3d", "frame_step": 2}, fx=PUBLISHED)
+    assert frame_step_problems(config) == []
+    config["datasets"]["fx"]["frame_step"] = 1  # the default, said out loud
+    assert config_problems(config) == []
+    config["datasets"]["fx"]["frame_step"] = 3
+    assert config_problems(config) == [
+        "config datasets.fx.frame_step: 3 for published features, whose rows were extracted from every frame "
+        "by others; remove it (only datasets of videos sample frames)"
+    ]
 
 
 def test_an_extractor_entry_must_run_a_known_network():

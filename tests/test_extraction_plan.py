@@ -78,6 +78,7 @@ def test_expected_feature_files_follow_the_settings_that_change_features():
         "weights_random": True,
         "segment_length": 16,
         "segment_stride": None,  # consecutive windows: the attribute is absent
+        "frame_step": None,  # every frame: absent too
         "weights_sha256": "random",
     }
     assert (random.dtype, random.segments, random.newer_than, random.crops) == ("float16", 5, (), 3)
@@ -86,6 +87,7 @@ def test_expected_feature_files_follow_the_settings_that_change_features():
     assert overlapping.attrs["segment_stride"] == 8 and "weights_sha256" not in overlapping.attrs
     assert (overlapping.attrs["precision"], overlapping.dtype) == ("bf16", "float32")
     assert overlapping.newer_than == (Path("w.pth"),) and overlapping.crops == 1
+    assert expected_feature_file(weighed, "resnext101", 16, 16, 4, frame_step=2).attrs["frame_step"] == 2
     explicit = expected_feature_file({"weights": "random", "precision": "fp32"}, "r3d_18", 16, 16, 5)
     assert explicit.attrs["precision"] == "fp32"
 

@@ -18,7 +18,8 @@ from videos import (
 )
 
 from gclvad.decode.preprocessing import Preprocessing
-from gclvad.decode.video import iter_frames, iter_segments, padded_tail, probe_video, segment_count
+from gclvad.decode.video import iter_frames, iter_segments, probe_video
+from gclvad.decode.windows import padded_tail, segment_count
 from gclvad.errors import BadVideoError, GclvadError
 
 NATIVE = Preprocessing(size=(24, 32), crop=(24, 32))  # no resize, no crop: pixels pass unchanged
@@ -226,6 +227,37 @@ def test_overlapping_windows_cover_every_frame_and_pad_the_last(tmp_path, frames
         assert torch.equal(segment.clip, expected_clip(indices))
     with pytest.raises(GclvadError, match="segment_stride must be between 1 and segment_length"):
         next(iter_segments(video, NATIVE, segment_length=16, stride=17))
+
+
+@pytest.mark.parametrize(
+    ("frames", "step", "stride", "starts", "reals"),
+    [
+        (40, 2, None, [0, 32], [32, 8]),  # a full span, then a tail of 8 frames (4 taken)
+        (31, 2, None, [0], [31]),  # 16 frames taken, but the span's last frame is missing
+        (64, 3, None, [0, 48], [48, 16]),
+        (50, 2, 8, [0, 16, 32], [32, 32, 18]),  # overlapping windows of sampled frames
+    ],
+)
+def test_frame_step_takes_every_kth_frame_and_counts_frames_of_the_video(tmp_path, frames, step, stride, starts, reals):
+    video = make_video(tmp_path / "v.mkv", frames, (24, 32))
+    segments = list(iter_segments(video, NATIVE, segment_length=16, stride=stride, frame_step=step))
+    assert [s.first_frame for s in segments] == starts
+    assert [s.real_frames for s in segments] == reals
+    assert segment_count(frames, 16, stride, step) == len(starts)
+    span = 16 * step
+    assert padded_tail(frames, 16, stride, step) == starts[-1] + span - frames
+    assert segments[-1].first_frame + segments[-1].real_frames == frames  # what extraction records
+    for segment in segments:  # frames first_frame, +step, ... while in the video; then the last taken one
+        taken = list(range(segment.first_frame, min(segment.first_frame + span, frames), step))
+        assert torch.equal(segment.clip, expected_clip(taken + [taken[-1]] * (16 - len(taken))))
+
+
+def test_frame_step_needs_sixteen_taken_frames(tmp_path):
+    video = make_video(tmp_path / "v.mkv", 30, (24, 32))  # frames 0, 2, ..., 28: 15 taken
+    with pytest.raises(BadVideoError, match="has 30 frames, fewer than one segment of 16 frames taken every 2"):
+        list(iter_segments(video, NATIVE, frame_step=2))
+    with pytest.raises(GclvadError, match="frame_step must be a whole number of at least 1"):
+        list(iter_segments(video, NATIVE, frame_step=0))
 
 
 def test_crop_modes_cut_the_crops_they_name():

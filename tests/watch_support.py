@@ -53,12 +53,14 @@ def train_run(
     variant: str = "GCL_B",
     weights: str | None = None,
     crops: str = "mean",
+    frame_step: int = 1,
 ) -> Path:
     """Extract `videos` (id -> (path, split)) with `extractor`, train `variant`'s final stage
     with the package's pipeline functions (as the workflow's rules do), and return the run
     folder, laid out as the workflow lays it out (results/demo/<extractor>/<variant>/seed0).
     weights: what the run records as its extractor weights (default "random", or "file").
-    crops: how the run uses features of several crops a segment (the extractor's crop mode)."""
+    crops: how the run uses features of several crops a segment (the extractor's crop mode).
+    frame_step: every k-th frame feeds a segment, in extraction and in what the run records."""
     dataset = folder / "results" / "demo"
     manifest = dataset / "videos" / "videos.csv"
     manifest.parent.mkdir(parents=True)
@@ -71,11 +73,14 @@ def train_run(
         segment_length=SEGMENT,
         on_bad_video="stop",
         out_path=index,
+        frame_step=frame_step,
     )
     parts = {}
     for video, (path, _) in videos.items():
         parts[video] = dataset / "features" / extractor.name / f"{video}.h5"
-        extract_video(extractor, path, parts[video], segment_length=SEGMENT, batch_size=4, dtype="float16")
+        extract_video(
+            extractor, path, parts[video], segment_length=SEGMENT, batch_size=4, dtype="float16", frame_step=frame_step
+        )
     merged = dataset / "features" / f"{extractor.name}.h5"
     merge_video_features(parts, merged)
     run = dataset / extractor.name / variant / "seed0"
@@ -105,6 +110,7 @@ def train_run(
             "crops": crops,
             "segment_length": SEGMENT,
             "variant": variant,
+            **({"frame_step": frame_step} if frame_step != 1 else {}),
         },
     )
     return run

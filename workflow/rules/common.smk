@@ -78,7 +78,15 @@ def filled(pattern, **values):
 # ---------------------------------------------------------------- shared lookups
 
 # Keys of a dataset entry that say how the workflow uses it, not what its files hold.
-WORKFLOW_KEYS = ("extractor", "training", "train_on", "generate", "crop_use", "variant")
+WORKFLOW_KEYS = (
+    "extractor",
+    "training",
+    "train_on",
+    "generate",
+    "crop_use",
+    "variant",
+    "frame_step",
+)
 
 
 def dataset_config(name):
@@ -136,6 +144,11 @@ def get_segment_stride(wildcards):
     return (
         config["segment_length"] if wildcards.dataset in PUBLISHED else segment_stride()
     )
+
+
+def get_frame_step(wildcards):
+    """Every k-th frame of the dataset's videos feeds a segment (1: every frame, the paper's)."""
+    return dataset_config(wildcards.dataset).get("frame_step", 1)
 
 
 def get_train_on(wildcards):

@@ -34,6 +34,7 @@ checkpoint segment_index:
         spec=get_reader_spec,
         segment_length=config["segment_length"],
         segment_stride=segment_stride(),
+        frame_step=get_frame_step,
         on_bad_video=config["on_bad_video"],
     script:
         "../scripts/segment_index.py"

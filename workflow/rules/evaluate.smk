@@ -50,6 +50,7 @@ rule evaluate_run:
         spec=get_reader_spec,
         segment_length=config["segment_length"],
         segment_stride=get_segment_stride,
+        frame_step=get_frame_step,
     script:
         "../scripts/evaluate_run.py"
 

@@ -30,6 +30,7 @@ checkpoint extract_shard:
         extractor=get_extractor_params,
         segment_length=config["segment_length"],
         segment_stride=segment_stride(),
+        frame_step=get_frame_step,
         device=config["device"],
         decoders=plan.extraction_setting(config, "decoders"),
         on_bad_video=config["on_bad_video"],

@@ -11,6 +11,7 @@ with job_log(snakemake.log[0]):
         postprocess_path=snakemake.input.postprocess,
         segment_length=snakemake.params.segment_length,
         segment_stride=snakemake.params.segment_stride,
+        frame_step=snakemake.params.frame_step,
         out_auc=snakemake.output.auc,
         out_curve=snakemake.output.curve,
         enrichment_path=snakemake.input.get("td_enrichment"),

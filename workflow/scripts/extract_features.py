@@ -11,6 +11,7 @@ if __name__ == "__main__":
             extractor=snakemake.params.extractor,
             segment_length=snakemake.params.segment_length,
             stride=snakemake.params.segment_stride,
+            frame_step=snakemake.params.frame_step,
             device=snakemake.params.device,
             decoders=snakemake.params.decoders,
             threads=snakemake.threads,

@@ -30,6 +30,10 @@ trains the run (and evaluates it); `gclvad score` and `gclvad watch` then use it
 exit status: 0 done; 2 usage error or bad input (the message names the file and the
 problem); watch: 3 a stream stayed lost longer than --give-up-after."""
 
+FRAME_STEP_HELP = (
+    "every k-th frame feeds the 16-frame segment, so a segment covers k times the time and a "
+    "camera-second costs 1/k (default: 1, every frame: the paper's protocol)"
+)
 BAD_VIDEO_HELP = (
     "what a video that cannot be decoded does: 'stop' (default) stops at the first with an error naming "
     "it (exit 2); 'skip' reports each one with its reason and goes on; exit 0 then if at least one "
@@ -75,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     score.add_argument("--batch-size", type=int, help="clips per extractor call (default: the run's)")
+    watch_cli.add_run_input_options(score)
     score.add_argument(
         "--on-bad-video", choices=ON_BAD_VIDEO, default="stop", help=BAD_VIDEO_HELP.format(done="scored")
     )
@@ -116,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument(
         "--crops", choices=["centre", "three", "ten"], default="centre", help="crops of every segment (default: centre)"
     )
+    extract.add_argument("--frame-step", type=int, default=1, help=FRAME_STEP_HELP)
     extract.add_argument(
         "--on-bad-video", choices=ON_BAD_VIDEO, default="stop", help=BAD_VIDEO_HELP.format(done="extracted")
     )
@@ -190,7 +196,8 @@ def _score(args: argparse.Namespace) -> int:
 
     report = score_all(
         args.run, args.videos, args.out, weights=args.weights, device=args.device,
-        batch_size=args.batch_size, on_bad_video=args.on_bad_video,
+        batch_size=args.batch_size, on_bad_video=args.on_bad_video, precision=args.precision,
+        frame_step=args.frame_step,
     )  # fmt: skip
     for video in report.scored:  # stdout: the files written, one a line, for scripts
         print(video.csv)
@@ -206,7 +213,7 @@ def _extract(args: argparse.Namespace) -> int:
         args.videos, args.out, extractor=args.extractor, weights=args.weights, device=args.device,
         decoders=args.decoders, batch_size=args.batch_size, precision=args.precision, dtype=args.dtype,
         segment_length=args.segment_length, on_bad_video=args.on_bad_video,
-        stride=args.segment_stride, crops=args.crops,
+        stride=args.segment_stride, crops=args.crops, frame_step=args.frame_step,
     )  # fmt: skip
     print(f"{len(report.written)} written, {len(report.kept)} kept, {len(report.bad)} bad -> {args.out}")
     return _skipped(report.bad, len(report.written) + len(report.kept), "extracted")

@@ -52,6 +52,21 @@ _WATCH_OPTIONS = (
 )
 
 
+def add_run_input_options(parser: argparse.ArgumentParser) -> None:
+    """How new footage is turned into the run's features: the run's own settings by default."""
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        help="arithmetic of the extractor (default: the precision the run's features had); another is "
+        "allowed only where it changes the features by at most the measured tolerance, else refused",
+    )
+    parser.add_argument(
+        "--frame-step",
+        type=int,
+        help="every k-th frame feeds a segment: must be the run's (default: the run's; another is refused)",
+    )
+
+
 def _option(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -95,6 +110,7 @@ def add_parsers(commands) -> None:
     watch.add_argument(
         "--weights", help="extractor weights file (or 'random' / 'package'), if not where the run recorded them"
     )
+    add_run_input_options(watch)
     level = watch.add_mutually_exclusive_group()
     level.add_argument(
         "--quantile",
@@ -230,7 +246,7 @@ def run_watch(args) -> int:
     with contextlib.closing(listeners), stop_on_signals(stop):
         summary = watch(
             args.run, sources, args.out, settings, weights=args.weights, device=args.device, stop=stop,
-            listeners=listeners,
+            listeners=listeners, precision=args.precision, frame_step=args.frame_step,
         )  # fmt: skip
     print(args.out / "summary.json")
     return exit_status(summary)

@@ -26,7 +26,8 @@ from tqdm import tqdm
 from gclvad.atomic import write_atomic
 from gclvad.datasets.base import Video, is_scored, is_trained
 from gclvad.decode.inputs import ON_BAD_VIDEO
-from gclvad.decode.video import OK, TRUNCATED, VideoInfo, padded_tail, probe_video, segment_count
+from gclvad.decode.video import OK, TRUNCATED, VideoInfo, probe_video
+from gclvad.decode.windows import padded_tail, sampling_note, segment_count, shortest_video
 from gclvad.errors import BadDatasetError, BadVideoError, GclvadError
 from gclvad.features.npy import check_finite, video_shape
 
@@ -62,26 +63,27 @@ def _row(video: Video, *, frames, fps, width, height, segments, tail) -> dict:
     }  # fmt: skip
 
 
-def index_row(video: Video, segment_length: int, stride: int | None = None) -> dict:
+def index_row(video: Video, segment_length: int, stride: int | None = None, frame_step: int = 1) -> dict:
     """Probe one video and check its annotation; a dict with the index's columns."""
     if video.problem:
         return _bad_row(video, video.problem)
     if video.kind == "features":
-        stride = None  # published features: consecutive rows, whatever windows videos are cut into
+        stride, frame_step = None, 1  # published features: consecutive rows, whatever windows videos are cut into
     try:
         info = probe_features(video, segment_length) if video.kind == "features" else probe_video(video.source)
     except BadVideoError as error:
         return _bad_row(video, error.problem)
-    if info.frames < segment_length:
-        return _bad_row(video, f"has {info.frames} frames, fewer than one segment of {segment_length}", info)
+    if info.frames < shortest_video(segment_length, frame_step):
+        problem = f"has {info.frames} frames, fewer than one segment of {segment_length}{sampling_note(frame_step)}"
+        return _bad_row(video, problem, info)
     try:
         video.truth(info.frames)
     except BadDatasetError as error:
         return _bad_row(video, f"annotation does not fit the video: {error}", info)
     row = _row(
         video, frames=info.frames, fps=info.fps, width=info.width, height=info.height,
-        segments=segment_count(info.frames, segment_length, stride),
-        tail=padded_tail(info.frames, segment_length, stride),
+        segments=segment_count(info.frames, segment_length, stride, frame_step),
+        tail=padded_tail(info.frames, segment_length, stride, frame_step),
     )  # fmt: skip
     if info.status == TRUNCATED:
         row.update(status=TRUNCATED, reason=_one_line(info.reason))
@@ -145,6 +147,7 @@ def build_segment_index(
     on_bad_video: str = "stop",
     progress: bool | None = None,
     stride: int | None = None,
+    frame_step: int = 1,
 ) -> pd.DataFrame:
     """Probe every video and tabulate it (see the module docstring for the columns).
 
@@ -155,6 +158,8 @@ def build_segment_index(
     progress: show a tqdm bar on stderr; None shows it for 20 videos or more.
     stride: frames between window starts (default segment_length): `segments` counts the
     windows (and `padded_tail` the last one's padding) of overlapping windows.
+    frame_step: every frame_step-th frame feeds a segment, which then spans frame_step times
+    segment_length frames (`segments` and `padded_tail` count those).
     """
     if on_bad_video not in ON_BAD_VIDEO:
         raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
@@ -162,7 +167,7 @@ def build_segment_index(
         raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
     show = len(videos) >= _PROGRESS_FROM if progress is None else progress
     rows = [
-        index_row(video, segment_length, stride)
+        index_row(video, segment_length, stride, frame_step)
         for video in tqdm(videos, desc="probing videos", unit="video", file=sys.stderr, disable=not show)
     ]
     duplicates, bad = duplicated_ids(videos), _bad_video_lines(videos, rows)

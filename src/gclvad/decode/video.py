@@ -42,6 +42,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from gclvad.decode.windows import check_frame_step, check_stride, sampling_note, window_frames
 from gclvad.errors import BadVideoError, GclvadError
 
 if TYPE_CHECKING:  # only its methods are called here; importing it would load torch
@@ -83,38 +84,17 @@ class VideoInfo:
 
 @dataclass
 class Segment:
-    """L consecutive frames as network input.
+    """L frames as network input: consecutive ones, or every k-th with frame_step k.
 
     clip: torch float32 (3, L, crop_h, crop_w), `Preprocessing.normalize` of the resized frames.
     first_frame: 0-based index of the segment's first frame in the video.
-    real_frames: how many of the L frames are real; the rest (only in the last segment)
-        repeat the video's last frame.
+    real_frames: how many of the L * k frames the segment spans the video has; the rest
+        (only in the last segment) are the video's last taken frame repeated.
     """
 
     clip: Any  # torch.Tensor
     first_frame: int
     real_frames: int
-
-
-def segment_count(frames: int, segment_length: int, stride: int | None = None) -> int:
-    """Segments (windows starting every `stride` frames, default segment_length) that cover
-    `frames` frames when the last is padded to a full segment."""
-    stride = stride or segment_length
-    return 1 + -(-max(frames - segment_length, 0) // stride)
-
-
-def padded_tail(frames: int, segment_length: int, stride: int | None = None) -> int:
-    """Repeated frames added to fill the last segment (0 when the windows end at the last frame)."""
-    stride = stride or segment_length
-    return (segment_count(frames, segment_length, stride) - 1) * stride + segment_length - frames
-
-
-def check_stride(segment_length: int, stride: int | None) -> int:
-    """The stride windows start at (default: segment_length, non-overlapping: the paper's)."""
-    stride = segment_length if stride is None else int(stride)
-    if not 1 <= stride <= segment_length:
-        raise GclvadError(f"segment_stride must be between 1 and segment_length ({segment_length}); got {stride}")
-    return stride
 
 
 def _natural_key(path: Path) -> list:
@@ -321,10 +301,22 @@ def iter_frames(source: Path, preprocessing: Preprocessing | None = None) -> Ite
     preprocessing the frames keep the first frame's size. A truncated source yields the
     frames before the damage, the same ones `probe_video` counts.
     """
+    yield from sampled_frames(source, preprocessing, 1)
+
+
+def sampled_frames(
+    source: Path, preprocessing: Preprocessing | None = None, frame_step: int = 1
+) -> Iterator[np.ndarray | None]:
+    """Every frame of the source in order: frames 0, k, 2k, ... (k = frame_step) as `iter_frames`
+    gives them, None for the others (decoded, since later frames depend on them, but never
+    converted, which is where sampling saves decoding time)."""
     decoder = _Decoder(source)
     reformatter = VideoReformatter()  # keeps one swscale context for the whole video
     target = None
-    for frame in decoder.frames():
+    for index, frame in enumerate(decoder.frames()):
+        if index % frame_step:
+            yield None
+            continue
         if target is None:
             native = (frame.height, frame.width)
             target = preprocessing.resized_shape(*native) if preprocessing is not None else native
@@ -346,34 +338,48 @@ def rgb_frame(
 
 
 def iter_segments(
-    source: Path, preprocessing: Preprocessing, segment_length: int = 16, stride: int | None = None
+    source: Path, preprocessing: Preprocessing, segment_length: int = 16, stride: int | None = None, frame_step: int = 1
 ) -> Iterator[Segment]:
     """Segments of `segment_length` frames starting every `stride` frames (default
     segment_length: consecutive, non-overlapping, the paper's), covering every frame.
 
-    The last segment reaching past the video's end is padded to a full segment by repeating
-    the last frame. A video shorter than one segment raises BadVideoError. Memory holds one
-    segment of frames.
+    With frame_step k, the segment's frames are every k-th frame of the video (frames 0, k,
+    2k, ...): a segment spans segment_length * k frames, and `first_frame` and `real_frames`
+    count frames of the video. The last segment reaching past the video's end is padded to a
+    full segment by repeating the last frame it takes. A video too short for one segment
+    raises BadVideoError. Memory holds one segment of frames.
     """
     if segment_length < 1:
         raise GclvadError(f"segment_length must be at least 1; got {segment_length}")
-    stride = check_stride(segment_length, stride)
-    pending: deque[np.ndarray] = deque()  # frames first_frame, first_frame + 1, ...
-    first_frame = covered = decoded = 0
-    for frame in iter_frames(source, preprocessing):
-        pending.append(frame)
+    stride, step = check_stride(segment_length, stride), check_frame_step(frame_step)
+    span, every = window_frames(segment_length, stride, step)
+    pending: deque[np.ndarray] = deque()  # sampled frames of the window starting at first_frame
+    # Complete windows wait until the video shows whether their whole span exists (frame_step > 1).
+    waiting: deque[Segment] = deque()
+    first_frame = decoded = 0
+    for frame in sampled_frames(source, preprocessing, step):
         decoded += 1
+        if frame is not None:
+            pending.append(frame)
         if len(pending) == segment_length:
-            yield Segment(preprocessing.normalize(np.stack(pending)), first_frame, segment_length)
-            covered, first_frame = first_frame + segment_length, first_frame + stride
+            waiting.append(Segment(preprocessing.normalize(np.stack(pending)), first_frame, span))
+            first_frame += every
             for _ in range(stride):
                 pending.popleft()
-    if covered == 0:
-        raise BadVideoError(source, f"has {decoded} frames, fewer than one segment of {segment_length}")
+        while waiting and decoded >= waiting[0].first_frame + span:
+            yield waiting.popleft()
+    if first_frame == 0:  # no window was completed
+        raise BadVideoError(
+            source, f"has {decoded} frames, fewer than one segment of {segment_length}" + sampling_note(step)
+        )
+    for segment in waiting:  # spans that reach past the last frame (frame_step > 1 only)
+        segment.real_frames = min(span, decoded - segment.first_frame)
+        yield segment
+    covered = first_frame - every + span
     while covered < decoded:  # the tail: windows padded with the last frame
         real = len(pending)
         window = [*pending, *[pending[-1]] * (segment_length - real)]
-        yield Segment(preprocessing.normalize(np.stack(window)), first_frame, real)
-        covered, first_frame = first_frame + segment_length, first_frame + stride
+        yield Segment(preprocessing.normalize(np.stack(window)), first_frame, min(span, decoded - first_frame))
+        covered, first_frame = first_frame + span, first_frame + every
         for _ in range(min(stride, len(pending))):
             pending.popleft()

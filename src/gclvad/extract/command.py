@@ -50,6 +50,7 @@ def extract_to_folder(
     progress: bool | None = None,
     stride: int | None = None,
     crops: str = "centre",
+    frame_step: int = 1,
 ):
     """Write `<out_dir>/<id>.h5` for every input video that has no complete one; the ShardReport."""
     out_dir = Path(out_dir)
@@ -74,4 +75,5 @@ def extract_to_folder(
         progress=progress,
         stride=stride,
         crops=crops,
+        frame_step=frame_step,
     )

@@ -47,6 +47,7 @@ class DecodeTask:
     preprocessing: Preprocessing
     segment_length: int
     stride: int | None = None  # windows every `stride` frames (None: consecutive segments)
+    frame_step: int = 1  # every frame_step-th frame feeds a segment
 
 
 @dataclass
@@ -215,9 +216,12 @@ def _put(results, message, stop, parent: int) -> None:
 def _decode(worker: int, task: DecodeTask, results, stop, parent: int) -> None:
     _put(results, _Started(task.index, worker), stop, parent)
     segments = frames = 0
-    last_real = task.segment_length
+    span = task.segment_length * task.frame_step
+    last_real = span
     try:
-        for segment in iter_segments(task.source, task.preprocessing, task.segment_length, task.stride):
+        for segment in iter_segments(
+            task.source, task.preprocessing, task.segment_length, task.stride, task.frame_step
+        ):
             _put(results, Segment(task.index, segments, segment.clip), stop, parent)
             segments += 1
             frames, last_real = segment.first_frame + segment.real_frames, segment.real_frames
@@ -230,4 +234,4 @@ def _decode(worker: int, task: DecodeTask, results, stop, parent: int) -> None:
     except Exception:  # a bug, not the video's fault: the main process stops with this traceback
         _put(results, Failed(task.index, traceback.format_exc(), bad_video=False), stop, parent)
         return
-    _put(results, Finished(task.index, segments, frames, task.segment_length - last_real, fps), stop, parent)
+    _put(results, Finished(task.index, segments, frames, span - last_real, fps), stop, parent)

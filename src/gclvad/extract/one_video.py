@@ -122,12 +122,16 @@ def extraction_attrs(
     padded_tail: int,
     extra: dict | None = None,
     stride: int | None = None,
+    frame_step: int = 1,
 ) -> dict:
     """The attributes of a per-video feature file: what produced the features and what they cover.
 
-    segment_stride is recorded only for overlapping windows (stride < segment_length), so that
-    files of the paper's non-overlapping segments keep the attributes they always had."""
+    segment_stride is recorded only for overlapping windows (stride < segment_length) and
+    frame_step only for sampled frames (above 1), so that files of the paper's consecutive
+    segments of every frame keep the attributes they always had."""
     windows = {"segment_stride": int(stride)} if stride and stride != segment_length else {}
+    if frame_step != 1:
+        windows["frame_step"] = int(frame_step)
     return {
         "extractor": extractor.name,
         "weights_sha256": extractor.weights_sha256,
@@ -159,16 +163,21 @@ def check_segment_length(extractor: Extractor, segment_length: int) -> None:
 
 
 def compute_features(
-    extractor: Extractor, source: Path, segment_length: int = 16, batch_size: int = 4, stride: int | None = None
+    extractor: Extractor,
+    source: Path,
+    segment_length: int = 16,
+    batch_size: int = 4,
+    stride: int | None = None,
+    frame_step: int = 1,
 ) -> tuple[np.ndarray, int, int]:
     """(features (S, dim) float32, or (S, C, dim) for C crops a segment; real frames; padded
-    frames of the last segment) of a video, in windows every `stride` frames (default:
-    consecutive segments)."""
+    frames of the last segment's span) of a video, in windows every `stride` frames (default:
+    consecutive segments) of every `frame_step`-th frame."""
     rows: list[np.ndarray] = []
     last, pending = None, []
     if batch_size < 1:
         raise GclvadError(f"batch_size must be at least 1, got {batch_size}")
-    decoding = functools.partial(iter_segments, source, extractor.preprocessing, segment_length, stride)
+    decoding = functools.partial(iter_segments, source, extractor.preprocessing, segment_length, stride, frame_step)
     with BackgroundIterator(decoding, max_queued=2 * batch_size) as segments:
         for last in segments:
             for clip in crop_clips(last.clip):  # every crop is one clip of a batch
@@ -184,7 +193,7 @@ def compute_features(
     crops = crop_count(extractor.preprocessing.crops)
     if crops > 1:
         features = features.reshape(-1, crops, features.shape[-1])
-    return features, last.first_frame + last.real_frames, segment_length - last.real_frames
+    return features, last.first_frame + last.real_frames, segment_length * frame_step - last.real_frames
 
 
 def header_fps(source: Path) -> float:
@@ -214,10 +223,11 @@ def extract_video(
     fps: float | None = None,
     extra_attrs: dict | None = None,
     stride: int | None = None,
+    frame_step: int = 1,
 ) -> dict:
     """Write the features of `source` to `out_path`; returns the attributes written plus
     "segments" (rows written) and "seconds" (wall time). stride: windows every `stride`
-    frames (default: consecutive segments).
+    frames (default: consecutive segments); frame_step: every frame_step-th frame feeds them.
 
     `fps` defaults to the container's declared frame rate; `extra_attrs` are stored beside the
     extraction's own attributes (e.g. where the source was). The file appears only when complete
@@ -227,10 +237,10 @@ def extract_video(
     source, out_path = Path(source), Path(out_path)
     check_segment_length(extractor, segment_length)
     started = time.perf_counter()
-    features, frames, padded_tail = compute_features(extractor, source, segment_length, batch_size, stride)
+    features, frames, padded_tail = compute_features(extractor, source, segment_length, batch_size, stride, frame_step)
     if fps is None:
         fps = header_fps(source)
-    attrs = extraction_attrs(extractor, segment_length, frames, fps, padded_tail, extra_attrs, stride)
+    attrs = extraction_attrs(extractor, segment_length, frames, fps, padded_tail, extra_attrs, stride, frame_step)
     write_video_features(out_path, features, attrs, dtype)
     seconds = time.perf_counter() - started
     log.info(

@@ -94,14 +94,21 @@ class _Batch:
 
 
 def expected_file(
-    extractor: Extractor, job: VideoJob, segment_length: int, dtype: str, weights_file: Path | None, stride=None
+    extractor: Extractor,
+    job: VideoJob,
+    segment_length: int,
+    dtype: str,
+    weights_file: Path | None,
+    stride=None,
+    frame_step: int = 1,
 ) -> Expected:
     """What a kept feature file of `job` must hold: written by this network, weights and
     preprocessing, for this segment length, stride and storage type, and not older than its inputs."""
-    attrs = extraction_attrs(extractor, segment_length, 0, 0.0, 0, dict(job.extra_attrs), stride)
+    attrs = extraction_attrs(extractor, segment_length, 0, 0.0, 0, dict(job.extra_attrs), stride, frame_step)
     for key in ("frames", "fps", "padded_tail"):  # what the video holds, not how it was extracted
         del attrs[key]
     attrs.setdefault("segment_stride", None)  # consecutive segments: no stride recorded
+    attrs.setdefault("frame_step", None)  # every frame: no step recorded
     newer_than = (weights_file,) if weights_file is not None else ()
     crops = crop_count(extractor.preprocessing.crops)
     return Expected(attrs, dtype, job.segments, newer_than, read_all=True, crops=crops)
@@ -137,9 +144,11 @@ def gather_batches(messages: Iterable, batch_size: int, pin_memory: bool = False
 class _Writer:
     """Collects each video's rows and writes its file when its last row is in."""
 
-    def __init__(self, extractor, jobs: Sequence[VideoJob], segment_length, dtype, on_bad_video, report, bar, stride):
+    def __init__(
+        self, extractor, jobs: Sequence[VideoJob], segment_length, dtype, on_bad_video, report, bar, stride, frame_step
+    ):
         self.extractor, self.jobs, self.segment_length, self.dtype = extractor, jobs, segment_length, dtype
-        self.stride = stride
+        self.stride, self.frame_step = stride, frame_step
         self.on_bad_video, self.report, self.bar = on_bad_video, report, bar
         self.rows: dict[int, list[np.ndarray]] = {}
 
@@ -163,7 +172,7 @@ class _Writer:
                 raise RuntimeError(f"{job.source}: {len(rows)} rows for {event.segments} segments")
             attrs = extraction_attrs(
                 self.extractor, self.segment_length, event.frames, event.fps, event.padded_tail,
-                dict(job.extra_attrs), self.stride,
+                dict(job.extra_attrs), self.stride, self.frame_step,
             )  # fmt: skip
             # (S, d) for one crop a segment, (S, C, d) for several
             features = np.stack([crops[0] if len(crops) == 1 else np.stack(crops) for crops in rows])
@@ -220,9 +229,11 @@ def extract_shard(
     weights_file: Path | None = None,
     progress: bool | None = None,
     stride: int | None = None,
+    frame_step: int = 1,
 ) -> ShardReport:
     """Write the per-video feature file of every job that has no complete, current one
-    (segments in windows every `stride` frames; default: consecutive).
+    (segments in windows every `stride` frames, default consecutive, of every
+    `frame_step`-th frame, default all).
 
     `pool` must be started before the extractor was built (see gclvad.extract.decoders). Progress:
     one tqdm line (videos done / total, clips/s, ETA): see `_progress`; False shows none.
@@ -234,9 +245,9 @@ def extract_shard(
         raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
     started = time.perf_counter()
     report = ShardReport()
-    tasks = _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report, stride)
+    tasks = _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report, stride, frame_step)
     with _progress(len(jobs), len(jobs) - len(tasks), extractor.name, progress) as bar:
-        writer = _Writer(extractor, jobs, segment_length, dtype, on_bad_video, report, bar, stride)
+        writer = _Writer(extractor, jobs, segment_length, dtype, on_bad_video, report, bar, stride, frame_step)
         _run(extractor, jobs, tasks, pool, writer, batch_size, report, bar)
     report.seconds = time.perf_counter() - started
     log.info(
@@ -247,13 +258,17 @@ def extract_shard(
     return report
 
 
-def _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report: ShardReport, stride) -> list[DecodeTask]:
+def _tasks_to_do(
+    extractor, jobs, segment_length, dtype, weights_file, report: ShardReport, stride, frame_step
+) -> list[DecodeTask]:
     tasks = []
     for index, job in enumerate(jobs):
         for leftover in stale_temporaries(job.out_path):  # of a writer killed mid-write
             leftover.unlink(missing_ok=True)
         state = video_state(
-            job.out_path, job.source, expected_file(extractor, job, segment_length, dtype, weights_file, stride)
+            job.out_path,
+            job.source,
+            expected_file(extractor, job, segment_length, dtype, weights_file, stride, frame_step),
         )
         if state.state == DONE:
             report.kept.append(job.video)
@@ -263,7 +278,7 @@ def _tasks_to_do(extractor, jobs, segment_length, dtype, weights_file, report: S
         else:
             if job.out_path.exists():
                 log.info("%s: extracting again, %s", job.source, state.reason)
-            tasks.append(DecodeTask(index, job.source, extractor.preprocessing, segment_length, stride))
+            tasks.append(DecodeTask(index, job.source, extractor.preprocessing, segment_length, stride, frame_step))
     return tasks
 
 
@@ -328,6 +343,7 @@ def extract_videos(
     progress: bool | None = None,
     crops: str = "centre",
     stride: int | None = None,
+    frame_step: int = 1,
 ) -> ShardReport:
     """`extract_shard` with everything set up: the device resolved (asking for CUDA without it
     fails here, before any work), torch on `threads` threads on the CPU, the decoder processes
@@ -342,4 +358,5 @@ def extract_videos(
         return extract_shard(
             network, jobs, pool, segment_length=segment_length, batch_size=batch_size, dtype=dtype,
             on_bad_video=on_bad_video, weights_file=weights_file, progress=progress, stride=stride,
+            frame_step=frame_step,
         )  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from gclvad.decode.windows import window_frames
 from gclvad.errors import GclvadError
 from gclvad.features.files import FEATURES, VIDEOS, attrs_of, features_of, open_store, read_index, reject_non_finite
 
@@ -56,6 +57,14 @@ class FeatureSet:
     def segments(self) -> np.ndarray:
         """(V,) number of segments of each video."""
         return np.diff(self.offsets)
+
+    def window_frames(self, segment_length: int | None = None) -> tuple[int, int]:
+        """(frames of its video one row's segment spans, frames between the rows' segment
+        starts), from the segment length (default: the recorded one), the recorded stride
+        and frame_step (absent: consecutive segments of every frame)."""
+        length = int(segment_length or self.attrs["segment_length"])
+        stride = int(self.attrs.get("segment_stride", length))
+        return window_frames(length, stride, int(self.attrs.get("frame_step", 1)))
 
     @property
     def crops(self) -> int:

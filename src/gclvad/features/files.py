@@ -208,6 +208,7 @@ def _shared_of(attrs: dict, dataset: h5py.Dataset) -> dict:
     shared = {key: attrs[key] for key in SHARED_KEYS}
     shared["dim"] = int(dataset.shape[-1])
     shared["segment_stride"] = int(attrs.get("segment_stride", attrs["segment_length"]))
+    shared["frame_step"] = int(attrs.get("frame_step", 1))
     shared["crops"] = int(dataset.shape[1]) if dataset.ndim == 3 else 1
     shared["dtype"] = dataset.dtype.name
     return shared

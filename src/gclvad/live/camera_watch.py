@@ -85,7 +85,7 @@ class CameraWatch:
         self.record = record
         self.source = LiveSource(self.source_text, settings.source, self.halt)
         self.ring = FrameRing(self._ring_seconds(), settings.clip_buffer_mb << 20) if settings.clips else None
-        assembler = SegmentAssembler(preprocessing, record.segment_length)
+        assembler = SegmentAssembler(preprocessing, record.segment_length, record.frame_step)
         self.decoding = Decoding(self.source, assembler, self.max_queued, self.ring, self.halt, wake)
         self.events = EventOutputs(
             self.out_dir, settings.clip_margin_s, self.ring, tell=lambda record: self.listeners.event(self.name, record)
@@ -109,6 +109,7 @@ class CameraWatch:
             "source": self.source_text,
             "threshold": dataclasses.asdict(self.threshold),
             "segment_length": self.record.segment_length,
+            "frame_step": self.record.frame_step,
             "fps": 0.0,  # not known before the stream is opened (by its decoding thread); status has it
             "out_dir": str(self.out_dir),
         }
@@ -118,7 +119,7 @@ class CameraWatch:
         by its own queue, however many cameras share the scorer)."""
         fps = self.source.fps
         lag_segments = self.max_queued + self.batch_size + _LAG_SEGMENTS
-        return self.settings.clip_margin_s + lag_segments * self.record.segment_length / max(fps, 1.0)
+        return self.settings.clip_margin_s + lag_segments * self.record.span / max(fps, 1.0)
 
     # ------------------------------------------------------------ its queue
 

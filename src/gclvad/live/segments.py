@@ -1,15 +1,17 @@
 """Segments of a live stream: the decoding thread of `gclvad watch`.
 
-It reads the source (`gclvad.live.source`, which reconnects when it drops), resizes every frame as
-the run's extractor wants (`Preprocessing.resized_shape` of that frame's own size, so a
-stream that changes resolution keeps working) and centre-crops it (an extractor of several
-crops a segment gets the whole resized frame, and cuts its crops as `gclvad score` does;
-a segment's frames then all take the size its first frame was resized to), gathers segments of the
-run's segment length and hands complete segments to the scorer through a queue. A live
-source never waits for the scorer: when `max_queued` segments are already waiting at a
-segment boundary, the next segment's frames are dropped whole (never part of a segment) and
-counted. A file read without `realtime` is scored in full instead: decoding waits. Its last
-incomplete segment is padded by repeating its last frame, as `gclvad score` pads it.
+It reads the source (`gclvad.live.source`, which reconnects when it drops), resizes every frame
+as the run's extractor wants (`Preprocessing.resized_shape` of that frame's own size, so a
+stream that changes resolution keeps working) and centre-crops it (an extractor of several crops
+a segment gets the whole resized frame, and cuts its crops as `gclvad score` does; a segment's
+frames then all take the size its first frame was resized to), gathers segments of the run's
+segment length (of every frame_step-th frame, the run's, as `gclvad score` takes them: a segment
+spans segment_length * frame_step frames of the stream) and hands complete segments to the
+scorer through a queue. A live source never waits for the scorer: when `max_queued` segments are
+already waiting at a segment boundary, the next segment's frames are dropped whole (never part
+of a segment) and counted. A file read without `realtime` is scored in full instead: decoding
+waits. Its last incomplete segment is padded by repeating its last frame, as `gclvad score` pads
+it.
 """
 
 from __future__ import annotations
@@ -64,19 +66,21 @@ class Failed:
 
 
 class SegmentAssembler:
-    """Frames -> segments of `segment_length` frames, resized and cropped as `preprocessing` wants."""
+    """Frames -> segments of `segment_length` frames (every `frame_step`-th one of the
+    stream), resized and cropped as `preprocessing` wants."""
 
-    def __init__(self, preprocessing, segment_length: int):
+    def __init__(self, preprocessing, segment_length: int, frame_step: int = 1):
         from av.video.reformatter import VideoReformatter
 
         self.preprocessing = preprocessing
-        self.segment_length = segment_length
+        self.segment_length, self.frame_step = segment_length, frame_step
+        self.span = segment_length * frame_step  # stream frames a segment spans
         crop = preprocessing.crop
         self.crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
         self.whole_frames = preprocessing.crops != "centre"  # the extractor cuts several crops itself
         self._shape = self.crop  # (h, w) of the frames kept for the segment being gathered
         self._reformatter = VideoReformatter()
-        self.filled = 0  # frames of the segment being gathered
+        self.filled = 0  # stream frames of the segment being gathered (taken or passed over)
         self._first: Arrival | None = None  # its first frame's arrival (the picture is not kept)
         self._frames: np.ndarray | None = None
         self.dropping = False
@@ -88,11 +92,11 @@ class SegmentAssembler:
                 self._shape = self.preprocessing.resized_shape(arrival.frame.height, arrival.frame.width)
             self._frames = None if self.dropping else np.empty((self.segment_length, *self._shape, 3), np.uint8)
             self._first = dataclasses.replace(arrival, frame=None)
-        if not self.dropping:
-            self._frames[self.filled] = self._cropped(arrival.frame)
+        if not self.dropping and self.filled % self.frame_step == 0:  # the frames `gclvad score` takes
+            self._frames[self.filled // self.frame_step] = self._cropped(arrival.frame)
         self.filled += 1
         self._last = dataclasses.replace(arrival, frame=None)
-        return self.filled == self.segment_length
+        return self.filled == self.span
 
     def _cropped(self, frame) -> np.ndarray:
         if self.whole_frames:
@@ -131,8 +135,8 @@ class SegmentAssembler:
         """The incomplete segment at the end of a file, its last frame repeated (as `gclvad score` does)."""
         if self.filled == 0 or self.dropping:
             return None
-        real = self.filled
-        self._frames[real:] = self._frames[real - 1]
+        real, taken = self.filled, -(-self.filled // self.frame_step)
+        self._frames[taken:] = self._frames[taken - 1]
         return self.take(index, real)
 
     def discard(self) -> None:
@@ -202,7 +206,7 @@ class Decoding:
         counters.segments += 1
         if assembler.dropping:
             counters.dropped_segments += 1
-            counters.dropped_frames += assembler.segment_length
+            counters.dropped_frames += assembler.span
         else:
             self._put(segment)
 

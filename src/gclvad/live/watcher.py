@@ -83,6 +83,8 @@ class Watcher:
         extractor=None,
         stop: threading.Event | None = None,
         listeners: Listeners | None = None,
+        precision: str | None = None,
+        frame_step: int | None = None,
     ):
         if not cameras:
             raise GclvadError("watch: no camera given")
@@ -108,7 +110,10 @@ class Watcher:
             self.cameras.append(
                 CameraWatch(camera, camera_settings, camera_out, threshold, self.batch_size, self.listeners, label)
             )
-        opened = open_run(record, weights=weights, device=device, extractor=extractor)  # one network for all
+        # one network for all cameras
+        opened = open_run(
+            record, weights=weights, device=device, extractor=extractor, precision=precision, frame_step=frame_step
+        )
         self.record, self.extractor, self.scorer = opened.record, opened.extractor, opened.scorer
         self.stored_dtype = np.dtype(self.record.extractor.get("dtype", "float16"))
         self.user_stop = stop or threading.Event()
@@ -246,6 +251,8 @@ def watch(
     extractor=None,
     stop: threading.Event | None = None,
     listeners: WatchListener | Iterable[WatchListener] | None = None,
+    precision: str | None = None,
+    frame_step: int | None = None,
 ) -> dict:
     """Watch `source` with the trained `run`, writing into `out_dir` (see the module docstring);
     returns the summary (also in out_dir/summary.json).
@@ -258,6 +265,7 @@ def watch(
     extractor: an already built extractor (its weights' sha256 and preprocessing must be the
     run's), instead of building the run's. stop: set it to end watching cleanly.
     listeners: told of every camera's start, scores, events, status and end (gclvad.live.listeners).
+    precision, frame_step: see gclvad.scoring.run.open_run (default: the run's).
     """
     single = isinstance(source, str | Path)
     if single:
@@ -277,5 +285,7 @@ def watch(
         extractor=extractor,
         stop=stop,
         listeners=_as_listeners(listeners),
+        precision=precision,
+        frame_step=frame_step,
     )
     return watcher.run()

@@ -98,6 +98,7 @@ def video_features(extractor, record: RunRecord, source: Path, path: Path, batch
         "weights_sha256": extractor.weights_sha256,
         "segment_length": record.segment_length,
         "segment_stride": record.segment_stride if record.segment_stride != record.segment_length else None,
+        "frame_step": record.frame_step if record.frame_step != 1 else None,
         "preprocessing": extractor.preprocessing.describe(),
         "source": str(source.absolute()),
         "source_fingerprint": source_fingerprint(source),
@@ -115,6 +116,7 @@ def video_features(extractor, record: RunRecord, source: Path, path: Path, batch
         dtype=record.extractor.get("dtype", "float16"),
         extra_attrs={key: expected[key] for key in ("source", "source_fingerprint")},
         stride=record.segment_stride,
+        frame_step=record.frame_step,
     )
     # Read back rather than kept: the stored dtype's rounding is part of what the run saw.
     return read_video_features(path)
@@ -165,13 +167,16 @@ def score_all(
     device: str = "auto",
     batch_size: int | None = None,
     on_bad_video: str = "stop",
+    precision: str | None = None,
+    frame_step: int | None = None,
 ) -> ScoreReport:
     """Score each video with the run. A bad video (one that does not decode into a segment)
-    stops the call with "stop" (BadVideoError) and is reported and passed over with "skip"."""
+    stops the call with "stop" (BadVideoError) and is reported and passed over with "skip".
+    precision and frame_step: see gclvad.scoring.run.open_run (default: the run's)."""
     if on_bad_video not in ON_BAD_VIDEO:
         raise GclvadError(f"on_bad_video must be one of {', '.join(ON_BAD_VIDEO)}; got {on_bad_video!r}")
     sources = collect_videos(videos)  # before any slow work: a typo fails at once
-    opened = open_run(run, weights=weights, device=device)
+    opened = open_run(run, weights=weights, device=device, precision=precision, frame_step=frame_step)
     record, extractor, scorer = opened.record, opened.extractor, opened.scorer
     out_dir = Path(out_dir)
     (out_dir / "features").mkdir(parents=True, exist_ok=True)

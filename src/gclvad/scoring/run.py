@@ -61,10 +61,16 @@ class RunRecord:
     crops: str = "mean"  # how the run used features with several crops per segment
     segment_stride: int = 0  # frames between window starts (the segment length: consecutive)
     scoring: dict = field(default_factory=dict)  # the workflow's postprocess.json of the run, if any
+    frame_step: int = 1  # every frame_step-th frame fed the run's segments
 
     def __post_init__(self) -> None:
         if not self.segment_stride:
             object.__setattr__(self, "segment_stride", self.segment_length)
+
+    @property
+    def span(self) -> int:
+        """Frames of a video one segment spans."""
+        return self.segment_length * self.frame_step
 
     @property
     def folder(self) -> Path:
@@ -109,6 +115,7 @@ def read_run(run: str | Path) -> RunRecord:
         crops=crop_use if crop_use != "center" else "centre",
         segment_stride=int(metadata.get("segment_stride") or metadata["segment_length"]),
         scoring=scoring,
+        frame_step=int(metadata.get("frame_step", 1)),
     )
 
 
@@ -134,6 +141,17 @@ def weights_argument(weights: str | Path | None, record: RunRecord) -> str | Pat
             "(weights= in Python) with the path of that file"
         )
     return path
+
+
+def check_frame_step(frame_step: int | None, record: RunRecord) -> None:
+    """Refuse another frame step than the run's: its networks learnt segments spanning
+    frame_step times segment_length frames, and other spans score other motion."""
+    if frame_step is not None and int(frame_step) != record.frame_step:
+        raise GclvadError(
+            f"{record.models_path}: the run was trained with frame_step {record.frame_step}, not {frame_step}; "
+            "segments of another frame step show other motion than the networks learnt, so leave "
+            "--frame-step out to use the run's"
+        )
 
 
 def check_weights_digest(digest: str, weights: str | Path, record: RunRecord) -> None:
@@ -238,12 +256,14 @@ def open_run(
     device: str = "auto",
     extractor=None,
     precision: str | None = None,
+    frame_step: int | None = None,
 ) -> TrainedRun:
     """The run folder (or its models.pt, or its record) `run`, ready to score: the extractor its
     features came from (built with `weights`, default the recorded ones, in `precision`, default
     the recorded one; or the given `extractor`, checked against the run) and its scorer, both on
-    `device`."""
+    `device`. `frame_step`, when given, must be the run's."""
     record = run if isinstance(run, RunRecord) else read_run(run)
+    check_frame_step(frame_step, record)
     resolved = str(resolve_device(device))
     if extractor is None:
         extractor = build_run_extractor(record, weights, resolved, precision)

@@ -108,16 +108,17 @@ def score_feature_set(
     """Frame scores of every video of `feature_set`, one forward pass over all its segments.
 
     scorer: a RunScorer or EnsembleScorer, or bare networks (Models). The
-    windows' stride is the feature set's (`segment_stride`, default segment_length)."""
+    windows' stride and frame step are the feature set's (`segment_stride`, default
+    segment_length; `frame_step`, default 1: a segment spans segment_length * frame_step frames)."""
     if not hasattr(scorer, "segment_scores"):
         scorer = RunScorer(scorer)
     by_segment = scorer.segment_scores(feature_set)
-    stride = int(feature_set.attrs.get("segment_stride", segment_length))
+    span, stride = feature_set.window_frames(segment_length)
     out = {}
     for i, video in enumerate(feature_set.videos):
         rows = slice(feature_set.offsets[i], feature_set.offsets[i + 1])
         frames = int(feature_set.frames[i])
-        named = {name: to_frames(values[rows], frames, segment_length, stride) for name, values in by_segment.items()}
+        named = {name: to_frames(values[rows], frames, span, stride) for name, values in by_segment.items()}
         named["score_raw"] = named["score"]
         if smoothing_sigma > 0:
             named["score"] = gaussian_smooth(named["score_raw"], smoothing_sigma)

@@ -133,6 +133,16 @@ def segment_length_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def frame_step_problems(config: Mapping[str, Any]) -> list[str]:
+    """frame_step samples decoded frames: published features have no frames left to sample."""
+    return [
+        f"config datasets.{name}.frame_step: {config['datasets'][name]['frame_step']} for published features, "
+        "whose rows were extracted from every frame by others; remove it (only datasets of videos sample frames)"
+        for name in published_datasets(config)
+        if config["datasets"][name].get("frame_step", 1) != 1
+    ]
+
+
 def cleaning_problems(config: Mapping[str, Any]) -> list[str]:
     """The `cleaning:` settings every dataset's runs start from (the top-level section, then
     its training preset's), checked even where no run of it is asked for yet."""
@@ -152,6 +162,7 @@ CHECKS: tuple[Callable[[Mapping[str, Any]], list[str]], ...] = (
     reference_problems,
     extractor_name_problems,
     segment_length_problems,
+    frame_step_problems,
     cleaning_problems,
 )
 

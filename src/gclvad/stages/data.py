@@ -59,8 +59,7 @@ def video_labels(spec: Mapping, videos: Sequence[str]) -> np.ndarray:
 def anomalous_rows(feature_set: FeatureSet, truths: Mapping) -> np.ndarray:
     """(N,) per segment row: 1 when at least half its frames are anomalous, 0 when fewer, -1
     when its video's frame labels are unknown."""
-    length = int(feature_set.attrs["segment_length"])
-    stride = int(feature_set.attrs.get("segment_stride", length))
+    length, stride = feature_set.window_frames()
     out = np.full(len(feature_set.features), -1, dtype=np.int8)
     for i, video in enumerate(feature_set.videos):
         truth = truths.get(video)

@@ -73,7 +73,12 @@ def shard_videos(rows: Sequence[Row], feature_file: Callable[[str], str]) -> lis
 
 
 def expected_feature_file(
-    extractor: Mapping[str, Any], network: str, segment_length: int, segment_stride: int, segments: int
+    extractor: Mapping[str, Any],
+    network: str,
+    segment_length: int,
+    segment_stride: int,
+    segments: int,
+    frame_step: int = 1,
 ) -> Expected:
     """What a current per-video feature file holds (gclvad.extract.state) for an `extractors:`
     entry; the shard job also checks the weights' sha256 and the preprocessing, which the
@@ -90,6 +95,7 @@ def expected_feature_file(
         "segment_length": segment_length,
         # the attribute is absent for consecutive windows
         "segment_stride": None if segment_stride == segment_length else segment_stride,
+        "frame_step": None if frame_step == 1 else frame_step,  # absent for every frame
     }
     if weights == RANDOM_WEIGHTS:
         attrs["weights_sha256"] = RANDOM_WEIGHTS

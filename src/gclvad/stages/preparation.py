@@ -44,10 +44,18 @@ def generate_demo_dataset(*, manifest: str | Path, generate: Mapping) -> Path:
 
 
 def index_dataset(
-    *, spec: Mapping, segment_length: int, on_bad_video: str, out_path: str | Path, segment_stride: int | None = None
+    *,
+    spec: Mapping,
+    segment_length: int,
+    on_bad_video: str,
+    out_path: str | Path,
+    segment_stride: int | None = None,
+    frame_step: int = 1,
 ) -> None:
     """Read a dataset, decode every video once and write its segment index (TSV)."""
-    table = build_segment_index(load_dataset(dict(spec)), segment_length, on_bad_video, stride=segment_stride)
+    table = build_segment_index(
+        load_dataset(dict(spec)), segment_length, on_bad_video, stride=segment_stride, frame_step=frame_step
+    )
     write_segment_index(table, out_path)
     log.info("\n".join(index_summary(table)))
 
@@ -63,6 +71,7 @@ def extract_video_features(
     threads: int | None = None,
     on_bad_video: str = "stop",
     stride: int | None = None,
+    frame_step: int = 1,
 ) -> None:
     """Extract a shard of videos ({video, source, out_path, segments} each) in this one process:
     parallel decoders, one network, each per-video feature file written as soon as its video is
@@ -87,6 +96,7 @@ def extract_video_features(
         on_bad_video=on_bad_video,
         crops=extractor.get("crops", "centre"),
         stride=stride,
+        frame_step=frame_step,
     )
     write_json_atomic(manifest_path, report.manifest(jobs))
 

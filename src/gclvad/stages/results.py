@@ -12,6 +12,7 @@ import pandas as pd
 
 from gclvad.atomic import write_atomic, write_json_atomic
 from gclvad.datasets.segment_index import read_segment_index
+from gclvad.decode.windows import window_frames
 from gclvad.errors import GclvadError
 from gclvad.evaluation.events import event_metrics
 from gclvad.evaluation.metrics import FALSE_ALARM_THRESHOLD, frame_auc, frame_metrics
@@ -119,10 +120,12 @@ def evaluate_run(
     out_curve: str | Path,
     segment_stride: int | None = None,
     enrichment_path: str | Path | None = None,
+    frame_step: int = 1,
 ) -> dict:
     """The field's frame-level metrics of the run's final model (its delivered, post-processed
     scores; `auc_raw` before post-processing, the paper's protocol; D's and G's AUC), plus
-    the per-epoch diagnostic curve, and what its TD cleaning removed (`enrichment_path`)."""
+    the per-epoch diagnostic curve, and what its TD cleaning removed (`enrichment_path`).
+    With frame_step k a segment spans segment_length * k frames of its video."""
     from gclvad.gcl.store import read_models_metadata
 
     scores = read_scores(scores_path)
@@ -149,7 +152,8 @@ def evaluate_run(
     )
     result.update({key: value for key, value in metadata.items() if key != "log"})
     frames = read_segment_index(index_path).set_index("video")["frames"]
-    curve = diagnostic_curve(epoch_scores_path, truths, frames, segment_length, segment_stride)
+    span, stride = window_frames(segment_length, segment_stride, frame_step)
+    curve = diagnostic_curve(epoch_scores_path, truths, frames, span, stride)
     write_atomic(out_curve, lambda temporary: curve.to_csv(temporary, sep="\t", index=False))
     result["diagnostic_note"] = (
         "auc is the model at the end of training; the per-epoch test AUC in "
@@ -158,7 +162,7 @@ def evaluate_run(
     result["epochs_logged"] = len(metadata.get("log", []))
     if evaluated:
         fps = read_segment_index(index_path).set_index("video")["fps"].astype(float).to_dict()
-        events = alert_events(scores, truths, fps, metadata, postprocessing, segment_length, segment_stride)
+        events = alert_events(scores, truths, fps, metadata, postprocessing, span, stride)
         if events is not None:
             result["events"] = events
     if enrichment_path is not None:

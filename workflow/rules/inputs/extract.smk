@@ -62,8 +62,9 @@ def expected_feature_file(wildcards):
     entry = extractor_config(wildcards.extractor)
     network = config_checks.network_of(config, wildcards.extractor)
     length = config["segment_length"]
+    step = get_frame_step(wildcards)
     return lambda segments: plan.expected_feature_file(
-        entry, network, length, segment_stride(), segments
+        entry, network, length, segment_stride(), segments, step
     )
 
 

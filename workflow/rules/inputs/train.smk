@@ -103,6 +103,8 @@ def get_run_metadata(wildcards):
         "crops": get_crops(wildcards),
         "segment_length": config["segment_length"],
         "segment_stride": segment_stride(),
+        # recorded only for sampled frames: runs of every frame keep their config_sha256
+        **({"frame_step": step} if (step := get_frame_step(wildcards)) != 1 else {}),
         "variant": wildcards.variant,
         "seed": int(wildcards.seed),
         "settings": settings_of(wildcards).to_dict(),
