@@ -68,14 +68,19 @@ def matmul_rate(dtype: torch.dtype, seconds: float) -> float:
         a = torch.randn(SIZE, SIZE).to(dtype)
         out = torch.empty_like(a)
         product = lambda: torch.mm(a, a, out=out)  # noqa: E731
-    product()
+    return best_rate(product, 2 * SIZE**3, seconds)
+
+
+def best_rate(work, flops: int, seconds: float) -> float:
+    """Best GFLOP/s of 1 s windows of back-to-back calls of `work` (`flops` each) over `seconds`."""
+    work()
     best, deadline = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         count, started = 0, time.perf_counter()
         while time.perf_counter() - started < 1.0:
-            product()
+            work()
             count += 1
-        best = max(best, 2 * SIZE**3 * count / (time.perf_counter() - started) / 1e9)
+        best = max(best, flops * count / (time.perf_counter() - started) / 1e9)
     return best
 
 
@@ -84,17 +89,8 @@ def conv_rate(dtype: torch.dtype, seconds: float) -> float:
     8x28x28, an Inception-sized layer): oneDNN's convolutions can outrun its matrix product."""
     conv = torch.nn.Conv3d(192, 192, 3, padding=1).eval().to(dtype)
     batch = torch.randn(4, 192, 8, 28, 28).to(dtype)
-    flops = speed.forward_flops(conv, batch)
     with torch.inference_mode():
-        conv(batch)
-        best, deadline = 0.0, time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            count, started = 0, time.perf_counter()
-            while time.perf_counter() - started < 1.0:
-                conv(batch)
-                count += 1
-            best = max(best, flops * count / (time.perf_counter() - started) / 1e9)
-    return best
+        return best_rate(lambda: conv(batch), speed.forward_flops(conv, batch), seconds)
 
 
 def fp32_ceiling(seconds: float) -> tuple[float, float]:

@@ -27,7 +27,7 @@ from gclvad.atomic import write_atomic
 from gclvad.datasets.base import Video, is_scored, is_trained
 from gclvad.decode.inputs import ON_BAD_VIDEO
 from gclvad.decode.video import OK, TRUNCATED, VideoInfo, probe_video
-from gclvad.decode.windows import padded_tail, sampling_note, segment_count, shortest_video
+from gclvad.decode.windows import padded_tail, segment_count, shortest_video, too_short_problem
 from gclvad.errors import BadDatasetError, BadVideoError, GclvadError
 from gclvad.features.npy import check_finite, video_shape
 
@@ -74,8 +74,7 @@ def index_row(video: Video, segment_length: int, stride: int | None = None, fram
     except BadVideoError as error:
         return _bad_row(video, error.problem)
     if info.frames < shortest_video(segment_length, frame_step):
-        problem = f"has {info.frames} frames, fewer than one segment of {segment_length}{sampling_note(frame_step)}"
-        return _bad_row(video, problem, info)
+        return _bad_row(video, too_short_problem(info.frames, segment_length, frame_step), info)
     try:
         video.truth(info.frames)
     except BadDatasetError as error:

@@ -42,7 +42,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from gclvad.decode.windows import check_frame_step, check_stride, sampling_note, window_frames
+from gclvad.decode.windows import check_frame_step, check_stride, too_short_problem, window_frames
 from gclvad.errors import BadVideoError, GclvadError
 
 if TYPE_CHECKING:  # only its methods are called here; importing it would load torch
@@ -369,9 +369,7 @@ def iter_segments(
         while waiting and decoded >= waiting[0].first_frame + span:
             yield waiting.popleft()
     if first_frame == 0:  # no window was completed
-        raise BadVideoError(
-            source, f"has {decoded} frames, fewer than one segment of {segment_length}" + sampling_note(step)
-        )
+        raise BadVideoError(source, too_short_problem(decoded, segment_length, step))
     for segment in waiting:  # spans that reach past the last frame (frame_step > 1 only)
         segment.real_frames = min(span, decoded - segment.first_frame)
         yield segment

@@ -50,6 +50,8 @@ def shortest_video(segment_length: int, frame_step: int = 1) -> int:
     return (segment_length - 1) * frame_step + 1
 
 
-def sampling_note(frame_step: int) -> str:
-    """How a segment's frames are taken, for messages (nothing for every frame)."""
-    return f" frames taken every {frame_step} frames" if frame_step > 1 else ""
+def too_short_problem(frames: int, segment_length: int, frame_step: int = 1) -> str:
+    """What is wrong with a video of `frames` frames too short for one segment (decoding and the
+    segment index say it in the same words)."""
+    taken = f" frames taken every {frame_step} frames" if frame_step > 1 else ""
+    return f"has {frames} frames, fewer than one segment of {segment_length}{taken}"
