@@ -19,6 +19,7 @@ import yaml
 from gclvad.datasets.segment_index import read_segment_index, split_videos
 from gclvad.features.feature_set import load_feature_set
 from gclvad.gcl.store import read_models_metadata
+from gclvad.scoring.frames import read_scores
 from gclvad.scoring.quantiles import QUANTILES_KEY
 from gclvad.scoring.scorer import load_scorer
 from workflow import make_workdir, planned_rules, snakemake, tiny_config, write_config
@@ -207,6 +208,23 @@ def test_a_seed_ensemble_combines_its_member_runs(finished, tmp_path):
     assert from_scoring["quantiles"] == pytest.approx(recorded["quantiles"]) and recorded["score"].startswith(
         "ensemble"
     )
+
+    # its second opinion (issue 18): the same members, combined once more with the density
+    fused = "results/demo/r3d_18/GCL_PT~ensemble=2~density=1/seed0/auc.json"
+    assert planned_jobs(dry_run(workdir, fused)) == run_jobs(
+        "GCL_PT~ensemble=2~density=1", "ensemble", "score_run", "evaluate_run"
+    )
+    snakemake(workdir, fused)
+    result = json.loads((workdir / fused).read_text())
+    assert 0.0 <= result["auc_density"] <= 1.0 and result[QUANTILES_KEY]["score"].endswith("with density (k = 1)")
+    scorer = load_scorer(workdir / Path(fused).parent / "models.pt")
+    assert scorer.density.videos == training_ids(workdir) and scorer.density.k == 1
+    scores = read_scores(workdir / Path(fused).parent / "scores.h5")
+    first = sorted(scores)[0]
+    segment = load_feature_set(workdir / "results/demo/features/r3d_18.h5", [first])
+    # the density of each segment, spread over its 16 frames (float32 in the scores file)
+    expected = np.repeat(scorer.density.distances(segment), 16)[: len(scores[first]["density"])]
+    assert np.allclose(scores[first]["density"], expected, atol=1e-6)
 
 
 def test_edits_no_rule_reads_rerun_nothing(finished, tmp_path):

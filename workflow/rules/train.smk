@@ -134,6 +134,7 @@ rule ensemble:
         "../../envs/gclvad.yaml"
     params:
         postprocess=get_postprocess_params,
+        density=get_density,
         train_on=get_train_on,
         crops=get_crops,
         run=get_run_metadata,

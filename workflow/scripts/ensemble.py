@@ -8,6 +8,7 @@ with job_log(snakemake.log[0]):
         index_path=snakemake.input.index,
         train_on=snakemake.params.train_on,
         postprocess=snakemake.params.postprocess,
+        density_k=snakemake.params.density,
         out_models=snakemake.output.models,
         out_log=snakemake.output.log,
         out_epoch_scores=snakemake.output.epoch_scores,

@@ -61,6 +61,7 @@ from gclvad.scoring.run import open_run, read_run
 log = logging.getLogger(__name__)
 
 _IDLE_WAIT_S = 0.2  # how often an idle scorer looks at stop requests, clips and the status line
+LIVE_ROWS = "<live>"  # the video name of the segments a watch scores
 
 
 # ---------------------------------------------------------------- the scoring loop
@@ -207,7 +208,9 @@ class Watcher:
             features = use_crops(features.reshape(len(clips), -1, features.shape[-1]), self.record.crops)
         padding = np.repeat(features[-1:], self.score_rows - len(features), axis=0)
         # Every segment is scored on its own (no smoothing across rows): mixing cameras is safe.
-        values = self.scorer.segment_scores(single_video(np.concatenate([features, padding])))
+        # Named as no video can be (gclvad.datasets.base.VIDEO_ID_PATTERN): a camera is never one
+        # of the training videos whose own segments an ensemble's density leaves out.
+        values = self.scorer.segment_scores(single_video(np.concatenate([features, padding]), video=LIVE_ROWS))
         now = time.time()
         for row, (camera, segment) in enumerate(batch):
             camera.scored_segment(segment, {name: float(column[row]) for name, column in values.items()}, now)

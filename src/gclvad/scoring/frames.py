@@ -32,8 +32,9 @@ from gclvad.errors import GclvadError
 # protocol); "d" and "g" are the networks' outputs beside them (paper §3.4).
 VideoScores = dict[str, np.ndarray]
 # Frame-score CSV columns after frame and time_s (`gclvad score`, `gclvad export`): the run's
-# score first, then D's and G's.
-SCORE_COLUMNS = ("score", "score_raw", "d", "g")
+# score first, then D's and G's, then an ensemble's second opinion where it has one
+# (gclvad.scoring.density).
+SCORE_COLUMNS = ("score", "score_raw", "d", "g", "density")
 
 _TRUNCATE = 4.0  # the smoothing kernel reaches this many sigmas each side
 

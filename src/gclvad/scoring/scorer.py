@@ -15,6 +15,10 @@ segment, the crops' scores combined as the run's post-processing says), and "d" 
   normalisation within the scored set alone would change with every set). Its file
   (`gclvad-gcl-ensemble/1`) holds every member's networks and reference, so the ensemble
   scores new footage on its own.
+* An ensemble's second opinion (`~density=k`, gclvad.scoring.density): a segment's distance
+  to the training segments of other videos. Its file then holds the bank too, and "score" is
+  the mean of two z-scores, each against its own training segments' scores: the members'
+  averaged score, and the distance ("density").
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gclvad.features.feature_set import FeatureSet
 from gclvad.gcl.models import Models
@@ -36,6 +41,7 @@ from gclvad.gcl.store import (
     save_torch_atomic,
     score,
 )
+from gclvad.scoring.density import DensityScorer, density_scorer
 from gclvad.scoring.frames import VideoScores, gaussian_smooth, to_frames
 from gclvad.scoring.postprocess import REFERENCE_KEY, PostprocessConfig, combine_crops, normalised, reference_table
 from gclvad.scoring.quantiles import QUANTILES_KEY, delivered_score_quantiles
@@ -78,6 +84,9 @@ class RunScorer:
 class EnsembleScorer:
     members: list[RunScorer]
     references: list[np.ndarray]  # (levels,) each member's training-segment scores, crops combined
+    density: DensityScorer | None = None  # the second opinion, with `fusion_references`
+    # (members' averaged score, density): each one's training-segment scores, (levels,)
+    fusion_references: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def dim(self) -> int:
@@ -86,14 +95,26 @@ class EnsembleScorer:
     @property
     def score_name(self) -> str:
         first = self.members[0]
-        return f"ensemble of {len(self.members)} ({first.score_name}, {first.postprocess.ensemble_normalise})"
+        name = f"ensemble of {len(self.members)} ({first.score_name}, {first.postprocess.ensemble_normalise})"
+        return name if self.density is None else f"{name} with density (k = {self.density.k})"
 
-    def segment_scores(self, feature_set: FeatureSet) -> dict[str, np.ndarray]:
+    def members_scores(self, feature_set: FeatureSet) -> dict[str, np.ndarray]:
+        """The members' scores: "score" their mean after normalisation, "d" and "g" their means."""
         scored = [member.segment_scores(feature_set) for member in self.members]
         how = self.members[0].postprocess.ensemble_normalise
         scales = [normalised(s["score"], ref, how) for s, ref in zip(scored, self.references, strict=True)]
         out = {name: np.mean([s[name] for s in scored], axis=0) for name in ("d", "g") if name in scored[0]}
         out["score"] = np.mean(scales, axis=0)
+        return out
+
+    def segment_scores(self, feature_set: FeatureSet) -> dict[str, np.ndarray]:
+        out = self.members_scores(feature_set)
+        if self.density is not None:
+            out["density"] = self.density.distances(feature_set)
+            members_reference, density_reference = self.fusion_references
+            out["score"] = (
+                normalised(out["score"], members_reference, "z") + normalised(out["density"], density_reference, "z")
+            ) / 2
         return out
 
 
@@ -148,7 +169,12 @@ def load_scorer(
         RunScorer(models_from_stored(member, device), post, reference_table(member.get(REFERENCE_KEY)))
         for member in stored["members"]
     ]
-    return EnsembleScorer(members, [np.asarray(ref, np.float64) for ref in stored["references"]])
+    references = [np.asarray(ref, np.float64) for ref in stored["references"]]
+    if "density" not in stored:
+        return EnsembleScorer(members, references)
+    density = {**stored["density"], "bank": stored["density"]["bank"].numpy()}
+    fusion = tuple(np.asarray(ref, np.float64) for ref in stored["fusion_references"])
+    return EnsembleScorer(members, references, DensityScorer.from_stored(density), fusion)
 
 
 def write_ensemble(
@@ -157,9 +183,12 @@ def write_ensemble(
     postprocess: PostprocessConfig,
     out_path: str | Path,
     metadata: dict,
+    density_k: int = 0,
 ) -> None:
     """An ensemble's file: every member's networks and references, the combined-score
-    reference computed here on the training segments with `postprocess`'s crop combination."""
+    reference computed here on the training segments with `postprocess`'s crop combination;
+    with `density_k` > 0, the second opinion's bank of the training segments and the fusion's
+    references (gclvad.scoring.density)."""
     members, references, scorers = [], [], []
     for path in member_paths:
         stored = read_models_file(Path(path))  # one run's file: an ensemble is not a member
@@ -168,13 +197,21 @@ def write_ensemble(
         scorers.append(run_scorer(path, postprocess))
         training_scores = scorers[-1].segment_scores(training)["score"]
         references.append(np.quantile(training_scores, np.linspace(0, 1, ENSEMBLE_LEVELS)))
-    # the ensemble's own scores of the training segments: what `gclvad watch` alerts against
-    quantiles = delivered_score_quantiles(EnsembleScorer(scorers, references), training)
+    ensemble = EnsembleScorer(scorers, references)
     value = {
         "format": ENSEMBLE_FORMAT,
         "members": members,
         "references": [reference.tolist() for reference in references],
         "postprocess": postprocess.to_dict(),
-        "metadata": {**metadata, QUANTILES_KEY: quantiles},
     }
+    if density_k > 0:
+        ensemble.density = density_scorer(training, density_k)
+        levels = np.linspace(0, 1, ENSEMBLE_LEVELS)
+        members_reference = np.quantile(ensemble.members_scores(training)["score"], levels)
+        ensemble.fusion_references = (members_reference, np.quantile(ensemble.density.distances(training), levels))
+        stored_density = ensemble.density.to_stored()
+        value["density"] = {**stored_density, "bank": torch.from_numpy(stored_density["bank"])}
+        value["fusion_references"] = [reference.tolist() for reference in ensemble.fusion_references]
+    # the ensemble's own scores of the training segments: what `gclvad watch` alerts against
+    value["metadata"] = {**metadata, QUANTILES_KEY: delivered_score_quantiles(ensemble, training)}
     save_torch_atomic(value, Path(out_path))

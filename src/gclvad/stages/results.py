@@ -84,9 +84,11 @@ def ensemble_run(
     out_epoch_scores: str | Path,
     crops: str = "mean",
     metadata: Mapping | None = None,
+    density_k: int = 0,
 ) -> None:
     """A seed ensemble's models file (gclvad.scoring.scorer): its members' networks with each member's
-    reference scores on the training segments; its training log is its members' logs."""
+    reference scores on the training segments, and with `density_k` > 0 the bank of its second
+    opinion (gclvad.scoring.density); its training log is its members' logs."""
     from gclvad.gcl.store import read_models_metadata
     from gclvad.scoring.scorer import write_ensemble
 
@@ -100,7 +102,7 @@ def ensemble_run(
         "log": [{**row, "member": i} for i, m in enumerate(members) for row in m.get("log", [])],
     }
     record_precision_used(stored, features_path)
-    write_ensemble(list(member_models), training, PostprocessConfig(**postprocess), out_models, stored)
+    write_ensemble(list(member_models), training, PostprocessConfig(**postprocess), out_models, stored, density_k)
     write_atomic(out_log, lambda temporary: pd.DataFrame(stored["log"]).to_csv(temporary, sep="\t", index=False))
     _, scored = run_videos(features_path, index_path, train_on)  # no epochs: an empty diagnostic
     write_epoch_scores(out_epoch_scores, load_feature_set(features_path, scored, crops), [], [])
@@ -142,7 +144,7 @@ def evaluate_run(
         probabilities = scored_by == "d" and not normalised_scores(metadata, postprocessing["postprocess"])
         threshold = FALSE_ALARM_THRESHOLD if probabilities else None
         result.update(frame_metrics({v: scores[v]["score"] for v in evaluated}, truths, threshold))
-    for name, key in (("score_raw", "auc_raw"), ("d", "auc_d"), ("g", "auc_g")):
+    for name, key in (("score_raw", "auc_raw"), ("d", "auc_d"), ("g", "auc_g"), ("density", "auc_density")):
         if evaluated and name in scores[evaluated[0]]:
             result[key] = frame_auc({v: scores[v][name] for v in evaluated}, truths)
     result.update(

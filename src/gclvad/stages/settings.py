@@ -8,7 +8,9 @@ as in output paths: `GCL_PT~nl_target=gaussian~gaussian_sigma=6`, `GCL_PT~loop.e
 `GCL_WS~supervision=33` (percent of training videos whose label is revealed),
 `GCL_PT~cleaning.threshold=0.5` (the run then gets its own cleaning mask),
 `GCL_PT~postprocess.smoothing_sigma=16` (how its frame scores are post-processed), and
-`GCL_PT~ensemble=5` (a seed ensemble of 5 runs of `GCL_PT`: `ensemble_members`).
+`GCL_PT~ensemble=5` (a seed ensemble of 5 runs of `GCL_PT`: `ensemble_members`) and
+`GCL_PT~ensemble=3~density=1` (that ensemble with a second opinion: each segment's distance to
+its nearest training segment of another video, gclvad.scoring.density).
 
 Each training stage's job gets exactly the sections of the config that stage reads
 (`stage_params`, from `gcl.config.STAGE_SECTIONS`), so editing a setting re-runs the stages
@@ -32,6 +34,7 @@ from gclvad.scoring.postprocess import PostprocessConfig
 CLEANING_PREFIX = "cleaning."
 POSTPROCESS_PREFIX = "postprocess."
 ENSEMBLE = "ensemble"
+DENSITY = "density"
 # Settings a variant name may not change: they decide which workflow rules train the run
 # (method) or where it runs (device, the workflow's top-level `device`).
 FIXED_BY_WORKFLOW = {"method": "it is what the variant is", "device": "it is the workflow's top-level `device`"}
@@ -55,6 +58,7 @@ class RunSettings:
     cleaning: CleaningConfig | None
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     ensemble: int = 1
+    density: int = 0  # an ensemble's second opinion: the k of its nearest-neighbour distance (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings the run's training reads, as plain values (the sections of its stages, its
@@ -76,6 +80,7 @@ class Variant:
     cleaning: dict[str, Any]  # CleaningConfig fields
     postprocess: dict[str, Any]  # PostprocessConfig fields
     ensemble: int  # seeds ensembled (1: a single run)
+    density: int = 0  # the k of an ensemble's nearest-neighbour second opinion (0: none)
 
 
 def parse_variant(text: str) -> Variant:
@@ -84,7 +89,7 @@ def parse_variant(text: str) -> Variant:
     if name not in VARIANTS:
         raise BadConfigError(f"variant {text!r}: unknown variant {name!r}; variants are {', '.join(VARIANTS)}")
     parsed = Variant(name, {}, {}, {}, 1)
-    ensemble = 1
+    ensemble = density = 0
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -94,11 +99,9 @@ def parse_variant(text: str) -> Variant:
         if key == "supervision":
             parsed.gcl["supervision.fraction"] = _number(value, key, text) / 100.0
         elif key == ENSEMBLE:
-            ensemble = int(_number(value, key, text))
-            if ensemble < 2 or ensemble != _number(value, key, text):
-                raise BadConfigError(
-                    f"variant {text!r}: ensemble must be a whole number of seeds >= 2, found {value!r}"
-                )
+            ensemble = _whole(value, key, text, 2, "seeds")
+        elif key == DENSITY:
+            density = _whole(value, key, text, 1, "nearest neighbours")
         elif key.startswith(CLEANING_PREFIX):
             field_name = key[len(CLEANING_PREFIX) :]
             parsed.cleaning[field_name] = _typed(CleaningConfig, field_name, value, text)
@@ -107,7 +110,19 @@ def parse_variant(text: str) -> Variant:
             parsed.postprocess[field_name] = _typed(PostprocessConfig, field_name, value, text)
         else:
             parsed.gcl[key] = _gcl_override(key, value, text)
-    return dataclasses.replace(parsed, ensemble=ensemble)
+    if density and not ensemble:
+        raise BadConfigError(
+            f"variant {text!r}: density is a second opinion of a seed ensemble, whose file keeps its "
+            "training segments; add ~ensemble=K"
+        )
+    return dataclasses.replace(parsed, ensemble=ensemble or 1, density=density)
+
+
+def _whole(value: str, key: str, variant: str, least: int, what: str) -> int:
+    number = _number(value, key, variant)
+    if number < least or number != int(number):
+        raise BadConfigError(f"variant {variant!r}: {key} must be a whole number of {what} >= {least}, found {value!r}")
+    return int(number)
 
 
 def _without(variant: str, *prefixes: str) -> str:
@@ -124,9 +139,9 @@ def models_variant(variant: str) -> str:
 def ensemble_members(variant: str, seed: int) -> list[tuple[str, int]]:
     """(variant, seed) of the runs a `~ensemble=K` variant's seed `seed` combines: the same
     variant without `~ensemble=K` (and without post-processing), at seeds seed*K .. seed*K + K-1
-    (seeds of different ensembles never overlap)."""
+    (seeds of different ensembles never overlap). The second opinion is the ensemble's alone."""
     size = parse_variant(variant).ensemble
-    member = _without(variant, f"{ENSEMBLE}=", POSTPROCESS_PREFIX)
+    member = _without(variant, f"{ENSEMBLE}=", f"{DENSITY}=", POSTPROCESS_PREFIX)
     return [(member, seed * size + k) for k in range(size)]
 
 
@@ -190,6 +205,7 @@ def run_settings(
         cleaning=CleaningConfig(**cleaning_values) if uses_cleaning else None,
         postprocess=PostprocessConfig(**{**preset_postprocess, **parsed.postprocess}),
         ensemble=parsed.ensemble,
+        density=parsed.density,
     )
 
 
@@ -221,8 +237,9 @@ def stage_config(params: Mapping[str, Any], device: str) -> tuple[GCLConfig, int
     return from_dict(values), int(params["seed"])
 
 
-# One `~key=value` of what is trained: neither the ensemble's size nor post-processing.
-_OVERRIDE = r"~(?!ensemble=|postprocess\.)[A-Za-z0-9_.]+=[A-Za-z0-9_.\-]+"
+# One `~key=value` of what is trained: neither the ensemble's size, nor its second opinion,
+# nor post-processing.
+_OVERRIDE = r"~(?!ensemble=|density=|postprocess\.)[A-Za-z0-9_.]+=[A-Za-z0-9_.\-]+"
 
 
 def variant_pattern(method: str) -> str:
@@ -234,4 +251,5 @@ def variant_pattern(method: str) -> str:
     return rf"(?:{'|'.join(names)})(?:{_OVERRIDE})*"
 
 
-ENSEMBLE_PATTERN = rf"[A-Za-z0-9_]+(?:{_OVERRIDE})*~ensemble=\d+(?:{_OVERRIDE})*"
+_ENSEMBLE_OVERRIDE = rf"(?:{_OVERRIDE}|~density=\d+)"
+ENSEMBLE_PATTERN = rf"[A-Za-z0-9_]+{_ENSEMBLE_OVERRIDE}*~ensemble=\d+{_ENSEMBLE_OVERRIDE}*"

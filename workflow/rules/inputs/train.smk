@@ -87,6 +87,11 @@ def get_ensemble_members(wildcards):
     ]
 
 
+def get_density(wildcards):
+    """The k of a seed ensemble's nearest-neighbour second opinion (0: none)."""
+    return settings_of(wildcards).density
+
+
 def get_run_metadata(wildcards):
     """What a run's models file records about where it came from (for reports and scoring):
     only settings the run reads, so that editing others (e.g. `cleaning` for AE_AllData)
