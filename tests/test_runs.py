@@ -201,7 +201,7 @@ def test_the_demo_runs_the_default_for_unlabelled_footage_and_the_paper_presets_
     extractor = shipped["extractors"][demo["extractor"]]
     assert (extractor["network"], extractor["crops"], demo["crop_use"]) == ("i3d", "three", "each")
     settings = run_settings(presets[demo["training"]], demo["variant"], shipped["cleaning"])
-    assert settings.ensemble == 3
+    assert (settings.ensemble, settings.density) == (3, 1)
     assert settings.gcl == get_preset("small").replace(method="gcl", **{"pretrain_g.data": "td"})
     assert settings.postprocess == PostprocessConfig(smoothing_sigma=16.0, ensemble_normalise="z")
     assert settings.cleaning == CleaningConfig(threshold=90.0, mode="percentile", normalise="l2")
@@ -210,6 +210,9 @@ def test_the_demo_runs_the_default_for_unlabelled_footage_and_the_paper_presets_
     assert paper_demo["generate"] == demo["generate"] and "variant" not in paper_demo and "crop_use" not in paper_demo
     assert (paper_demo["extractor"], paper_demo["training"], shipped["default_variant"]) == ("i3d", "small", "GCL_PT")
     assert shipped["extractors"]["i3d"].get("crops", "centre") == "centre"
+    # and as a live camera on a small CPU would be set up: the default with the centre crop alone
+    live = shipped["datasets"]["demo_live"]
+    assert {**demo, "extractor": "i3d", "crop_use": "mean"} == live
     for name in ("paper", "small"):  # nothing beyond the paper: no smoothing, D_th 0.70
         paper = run_settings(presets[name], "GCL_PT", shipped["cleaning"])
         assert paper.postprocess == PostprocessConfig() and paper.postprocess.smoothing_sigma == 0

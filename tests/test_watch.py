@@ -44,8 +44,9 @@ from gclvad.live.source import SourceSettings, _Clock
 from gclvad.live.threshold import CALIBRATION_FILE, run_threshold
 from gclvad.live.watcher import WatchSettings, watch
 from gclvad.scoring.footage import score_videos
+from gclvad.scoring.postprocess import PostprocessConfig
 from gclvad.scoring.quantiles import QUANTILE_LEVELS, QUANTILES_KEY
-from gclvad.scoring.scorer import load_scorer
+from gclvad.scoring.scorer import load_scorer, write_ensemble
 
 SENDER = Path(__file__).with_name("stream_sender.py")
 SIZE = (48, 64)
@@ -321,6 +322,32 @@ def test_a_run_of_three_crops_watches_with_the_scores_gclvad_score_gives(r3d_thr
     # the same frames and crops; batches of other sizes sum in another order (see the test below)
     np.testing.assert_allclose(table["score"], offline["score"], rtol=1e-4)
     assert table["score"].idxmax() == 2  # the planted segment, seen through its three crops
+
+
+def test_an_ensemble_with_a_second_opinion_watches_as_gclvad_score_scores(r3d_three_run, tmp_path):
+    # an ensemble of the run with itself, with the density of issue 18 (the workflow's rule
+    # ensemble writes the same file from its members)
+    features = r3d_three_run.parents[2] / "features" / "r3d_18.h5"
+    training = load_feature_set(features, ["train0", "train1"], "each")
+    run = tmp_path / "ensemble"
+    run.mkdir()
+    members = [r3d_three_run / "models.pt"] * 2
+    metadata = read_models_metadata(r3d_three_run / "models.pt")
+    write_ensemble(members, training, PostprocessConfig(), run / "models.pt", metadata, density_k=1)
+    live = write_ts(tmp_path / "live.ts", textured_frames(64, SIZE, seed=5, planted=range(32, 48)))
+    watch(run, str(live), tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "scores.csv")
+    score_videos(run, [live], tmp_path / "offline", device="cpu")
+    offline = pd.read_csv(tmp_path / "offline" / "live.csv").groupby(np.arange(64) // SEGMENT).first()
+    for name in ("density", "score"):
+        np.testing.assert_allclose(table[name], offline[name], rtol=1e-4)
+    # a camera is no training video: its distance is to the nearest crop of any of them
+    live_features, _ = read_video_features(tmp_path / "offline" / "features" / "live.h5")
+    bank = training.features.reshape(-1, training.features.shape[-1]).astype(np.float64)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    crops = live_features.astype(np.float64) / np.linalg.norm(live_features, axis=-1, keepdims=True)
+    nearest = np.linalg.norm(crops[:, :, None, :] - bank[None, None], axis=-1).min(axis=2).mean(axis=1)
+    np.testing.assert_allclose(table["density"], nearest, rtol=1e-4)
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ class CameraWatch:
 
     # ------------------------------------------------------------ starting
 
-    def start(self, record, preprocessing, wake: threading.Event) -> None:
+    def start(self, record, preprocessing, wake: threading.Event, density: bool = False) -> None:
         settings = self.settings
         self.record = record
         self.source = LiveSource(self.source_text, settings.source, self.halt)
@@ -90,7 +90,7 @@ class CameraWatch:
         self.events = EventOutputs(
             self.out_dir, settings.clip_margin_s, self.ring, tell=lambda record: self.listeners.event(self.name, record)
         )
-        self.scores_log = ScoreLog(self.out_dir / SCORES_FILE, smoothed=self.smoother is not None)
+        self.scores_log = ScoreLog(self.out_dir / SCORES_FILE, self.smoother is not None, density)
         self.meter, self.status_line = StatusMeter(), StatusLine(label=self.label)
         self.started = time.time()
         log.info(

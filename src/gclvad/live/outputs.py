@@ -32,9 +32,10 @@ def wall_text(unix: float) -> str:
 
 
 class ScoreLog:
-    """scores.csv, one row per scored segment, flushed as written."""
+    """scores.csv, one row per scored segment, flushed as written (with a column "density" for
+    an ensemble with a second opinion, gclvad.scoring.density)."""
 
-    def __init__(self, path: Path, smoothed: bool):
+    def __init__(self, path: Path, smoothed: bool, density: bool = False):
         self.columns = [
             "segment",
             "first_frame",
@@ -47,6 +48,7 @@ class ScoreLog:
             "score",
             "d",
             "g",
+            *(["density"] if density else []),
             *(["smoothed"] if smoothed else []),
             "alert",
         ]

@@ -116,6 +116,7 @@ class Watcher:
             record, weights=weights, device=device, extractor=extractor, precision=precision, frame_step=frame_step
         )
         self.record, self.extractor, self.scorer = opened.record, opened.extractor, opened.scorer
+        self.has_density = getattr(self.scorer, "density", None) is not None  # its scores.csv then has a column more
         self.stored_dtype = np.dtype(self.record.extractor.get("dtype", "float16"))
         self.user_stop = stop or threading.Event()
         self.wake = threading.Event()  # set by any camera's decoding thread when it queued something
@@ -129,7 +130,7 @@ class Watcher:
         try:
             for camera in self.cameras:
                 camera.out_dir.mkdir(parents=True, exist_ok=True)
-                camera.start(self.record, self.extractor.preprocessing, self.wake)
+                camera.start(self.record, self.extractor.preprocessing, self.wake, self.has_density)
                 self.active.append(camera)
             stopped_by = self._loop()
         finally:
