@@ -190,7 +190,8 @@ def main() -> None:
         print(table.T)
     if args.realtime:
         names = SETTINGS[args.realtime]
-        played = realtime_watch(run_folder(config, names["demo"], names.get("variant")), test_videos(names["demo"], None))
+        run = run_folder(config, names["demo"], names.get("variant"))
+        played = realtime_watch(run, test_videos(names["demo"], None))
         print(f"{args.realtime}, demo test videos at 25 fps in real time: {json.dumps(played)}")
     print(describe())
 

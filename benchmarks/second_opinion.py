@@ -67,7 +67,7 @@ def measure(name: str, extractor: str, seed: int) -> dict[str, float]:
         "run": {v: plain[v]["score_raw"] for v in evaluated},
         "D": {v: plain[v]["d"] for v in evaluated},
         "G": {v: plain[v]["g"] for v in evaluated},
-        "z(D)+z(G)": {v: robust_z(plain[v]["d"], pooled["d"]) + robust_z(plain[v]["g"], pooled["g"]) for v in evaluated},
+        "z(D)+z(G)": {v: sum(robust_z(plain[v][n], pooled[n]) for n in ("d", "g")) for v in evaluated},
         "density": {v: fused[v]["density"] for v in evaluated},
         "run+density": {v: fused[v]["score_raw"] for v in evaluated},
     }
