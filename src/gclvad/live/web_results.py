@@ -33,11 +33,10 @@ from gclvad.decode.video import iter_frames
 from gclvad.errors import GclvadError
 from gclvad.live.web import json_ready
 from gclvad.live.web_server import PageServer, new_app, page_response
-from gclvad.scoring.frames import read_scores
+from gclvad.scoring.frames import SCORE_COLUMNS, read_scores
 
 log = logging.getLogger(__name__)
 
-SCORE_NAMES = ("score", "score_raw", "d", "g")
 MAX_COLLECTIONS = 200  # runs and score folders listed from one results folder
 _WORKFLOW_KEYS = ("extractor", "training", "train_on", "generate", "crops", "variant")  # not the reader's
 
@@ -129,7 +128,7 @@ def run_collection(run: Path, config: Path | None) -> Collection:
         known = index is not None and video in index.index
         videos[video] = ViewedVideo(
             video,
-            {name: named[name] for name in SCORE_NAMES if name in named},
+            {name: named[name] for name in SCORE_COLUMNS if name in named},
             Path(index.loc[video, "source"]) if known else None,
             float(index.loc[video, "fps"]) if known else 0.0,
             truths.get(video),
@@ -150,7 +149,7 @@ def scored_video(csv: Path) -> ViewedVideo | None:
     fps = float(attrs.get("fps", 0.0))
     if not fps and "time_s" in table and len(table) > 1:
         fps = round(1.0 / float(table["time_s"].diff().median()), 3)
-    scores = {name: table[name].to_numpy(np.float32) for name in SCORE_NAMES if name in table}
+    scores = {name: table[name].to_numpy(np.float32) for name in SCORE_COLUMNS if name in table}
     return ViewedVideo(csv.stem, scores, Path(str(attrs["source"])) if "source" in attrs else None, fps)
 
 
