@@ -44,7 +44,7 @@ from gclvad.gcl.store import (
 from gclvad.scoring.density import DensityScorer, density_scorer
 from gclvad.scoring.frames import VideoScores, gaussian_smooth, to_frames
 from gclvad.scoring.postprocess import REFERENCE_KEY, PostprocessConfig, combine_crops, normalised, reference_table
-from gclvad.scoring.quantiles import QUANTILES_KEY, delivered_score_quantiles
+from gclvad.scoring.quantiles import QUANTILES_KEY, score_quantiles
 
 ENSEMBLE_LEVELS = 1001  # quantiles of a member's training scores its score is normalised against
 
@@ -111,11 +111,13 @@ class EnsembleScorer:
         out = self.members_scores(feature_set)
         if self.density is not None:
             out["density"] = self.density.distances(feature_set)
-            members_reference, density_reference = self.fusion_references
-            out["score"] = (
-                normalised(out["score"], members_reference, "z") + normalised(out["density"], density_reference, "z")
-            ) / 2
+            out["score"] = self.fused(out["score"], out["density"])
         return out
+
+    def fused(self, members_score: np.ndarray, density: np.ndarray) -> np.ndarray:
+        """The delivered score of a second opinion: the mean of the two z-scores."""
+        members_reference, density_reference = self.fusion_references
+        return (normalised(members_score, members_reference, "z") + normalised(density, density_reference, "z")) / 2
 
 
 def segment_scores(models, feature_set: FeatureSet) -> dict[str, np.ndarray]:
@@ -205,13 +207,18 @@ def write_ensemble(
         "postprocess": postprocess.to_dict(),
     }
     if density_k > 0:
+        # the training segments' distances, computed once (the costly part): the reference, then
+        # the delivered scores below
         ensemble.density = density_scorer(training, density_k)
+        members_score, distances = ensemble.members_scores(training)["score"], ensemble.density.distances(training)
         levels = np.linspace(0, 1, ENSEMBLE_LEVELS)
-        members_reference = np.quantile(ensemble.members_scores(training)["score"], levels)
-        ensemble.fusion_references = (members_reference, np.quantile(ensemble.density.distances(training), levels))
+        ensemble.fusion_references = (np.quantile(members_score, levels), np.quantile(distances, levels))
         stored_density = ensemble.density.to_stored()
         value["density"] = {**stored_density, "bank": torch.from_numpy(stored_density["bank"])}
         value["fusion_references"] = [reference.tolist() for reference in ensemble.fusion_references]
+        delivered = ensemble.fused(members_score, distances)
+    else:
+        delivered = ensemble.segment_scores(training)["score"]
     # the ensemble's own scores of the training segments: what `gclvad watch` alerts against
-    value["metadata"] = {**metadata, QUANTILES_KEY: delivered_score_quantiles(ensemble, training)}
+    value["metadata"] = {**metadata, QUANTILES_KEY: score_quantiles(delivered, ensemble.score_name)}
     save_torch_atomic(value, Path(out_path))
