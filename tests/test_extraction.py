@@ -146,3 +146,41 @@ def test_three_crops_and_overlapping_windows_are_extracted_as_the_clips_say(extr
     stored, attrs = read_video_features(job.out_path)
     assert np.array_equal(stored, features) and attrs["segment_stride"] == 8
     assert json.loads(attrs["preprocessing"])["crops"] == "three"
+
+
+def test_tiles_and_the_motion_crop_see_the_frame_upscaled_twice(extractor, tmp_path):
+    """Six tiles a segment, each the network's features of that tile of the upscaled frame, and
+    one motion crop; both stored as the shard runner writes them, and the tiles' features have
+    no centre crop to keep."""
+    import copy
+
+    from gclvad.extract.decoders import DecoderPool
+    from gclvad.extract.one_video import compute_features
+    from gclvad.extract.shards import VideoJob, extract_shard
+    from gclvad.features.feature_set import load_feature_set
+    from gclvad.features.files import merge_video_features
+
+    video = make_h264(tmp_path / "wide.mp4", 32, (48, 64), pattern="ramp")
+    for mode, crops in (("tiles", 6), ("motion", 1)):
+        seeing = copy.copy(extractor)
+        seeing.preprocessing = extractor.preprocessing.with_crops(mode)
+        features, _, _ = compute_features(seeing, video, segment_length=16, batch_size=4)
+        segments = list(iter_segments(video, seeing.preprocessing, 16))
+        assert segments[0].clip.shape[-2:] == (112, 112)  # the network's native size ...
+        assert seeing.preprocessing.size == 2 * extractor.preprocessing.size  # ... of a frame twice as large
+        clips = torch.cat([s.clip.reshape(-1, *s.clip.shape[-4:]) for s in segments])
+        expected = seeing.extract(clips).numpy()
+        assert features.shape == ((2, crops, 128) if crops > 1 else (2, 128))
+        np.testing.assert_allclose(features.reshape(-1, 128), expected, rtol=1e-5, atol=1e-6)
+        with DecoderPool(1, max_queued=8) as pool:
+            job = VideoJob("wide", video, tmp_path / mode / "wide.h5", 2)
+            extract_shard(seeing, [job], pool, segment_length=16, batch_size=4, dtype="float32", progress=False)
+        stored, attrs = read_video_features(job.out_path)
+        assert np.array_equal(stored, features) and json.loads(attrs["preprocessing"])["crops"] == mode
+    merged = tmp_path / "tiles.h5"
+    merge_video_features({"wide": tmp_path / "tiles" / "wide.h5"}, merged)
+    assert load_feature_set(merged, crops="each").features.shape == (2, 6, 128)
+    with pytest.raises(
+        GclvadError, match=r"tiles\.h5: features of 6 crops a segment \(the tiles\?\) have no centre crop"
+    ):
+        load_feature_set(merged, crops="centre")

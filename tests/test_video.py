@@ -275,3 +275,52 @@ def test_crop_modes_cut_the_crops_they_name():
     assert torch.equal(clips[5], clips[0].flip(-1))  # the flipped top-left corner
     # the default describes itself as before (features made earlier keep their description)
     assert "crops" not in json.loads(prep.describe()) and json.loads(ten.describe())["crops"] == "ten"
+
+
+def test_tiles_are_a_grid_of_native_size_tiles_of_the_frame_upscaled_twice():
+    tiles = Preprocessing(size=224, crop=224).with_crops("tiles")
+    assert tiles.size == 448 and tiles.resized_shape(240, 320) == (448, 597)
+    boxes = tiles.crop_boxes(448, 597)  # 2 rows x 3 columns, row by row, the last ones at the edges
+    assert [b[:2] for b in boxes] == [(0, 0), (0, 186), (0, 373), (224, 0), (224, 186), (224, 373)]
+    assert [b[:2] for b in tiles.crop_boxes(597, 448)] == [(0, 0), (0, 224), (186, 0), (186, 224), (373, 0), (373, 224)]
+    covered = np.zeros((448, 597), bool)
+    for top, left, _ in boxes:
+        covered[top : top + 224, left : left + 224] = True
+    assert covered.all()  # a 4:3 frame is covered completely
+    small = Preprocessing(size=8, crop=8).with_crops("tiles")
+    frames = np.random.default_rng(0).integers(0, 256, (2, 16, 21, 3), dtype=np.uint8)
+    clips = small.normalize(frames)
+    assert clips.shape == (6, 3, 2, 8, 8)
+    torch.testing.assert_close(clips[5], torch.from_numpy(frames[:, 8:16, 13:21]).permute(3, 0, 1, 2).float())
+    assert json.loads(tiles.describe())["crops"] == "tiles"
+
+
+def _window_changes(frames: np.ndarray, crop: int) -> np.ndarray:
+    """Every crop-sized window's summed absolute grey change between consecutive frames, by loops."""
+    grey = frames.astype(np.int64).sum(axis=3)
+    change = np.abs(np.diff(grey, axis=0)).sum(axis=0)
+    rows, columns = change.shape[0] - crop + 1, change.shape[1] - crop + 1
+    return np.array([[change[i : i + crop, j : j + crop].sum() for j in range(columns)] for i in range(rows)])
+
+
+def test_the_motion_crop_is_centred_on_what_moves_and_stays_in_the_centre_when_nothing_does():
+    motion = Preprocessing(size=12, crop=12).with_crops("motion")
+    assert motion.size == 24 and motion.resized_shape(24, 32) == (24, 32)
+    rng = np.random.default_rng(1)
+    still = np.repeat(rng.integers(0, 256, (1, 24, 32, 3), dtype=np.uint8), 6, axis=0)
+    assert motion.motion_box(torch.from_numpy(still)) == (6, 10, False)  # the centre crop
+    assert motion.motion_box(torch.from_numpy(still[:1])) == (6, 10, False)  # one frame: no change
+    moving = still.copy()
+    for t in range(6):  # a 4x4 bright square moving right along rows 14..17, columns 20+t..23+t
+        moving[t, 14:18, 20 + t : 24 + t] = 255
+    top, left, flipped = motion.motion_box(torch.from_numpy(moving))
+    windows = _window_changes(moving, 12)
+    assert windows[top, left] == windows.max() and not flipped  # a window of the largest change ...
+    # ... centred on the square's path (rows 14-17, columns 20-28; the centroid of the change
+    # lies within a pixel of the path's centre, as the background is random)
+    assert top == 10 and abs(left + 5.5 - 24) <= 1
+    clip = motion.normalize(moving)
+    assert clip.shape == (3, 6, 12, 12)
+    torch.testing.assert_close(clip, torch.from_numpy(moving[:, 10:22, left : left + 12]).permute(3, 0, 1, 2).float())
+    with pytest.raises(ValueError, match="motion_box"):
+        motion.crop_boxes(24, 32)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from gclvad.datasets.readers import generate_synthetic, load_dataset
+from gclvad.datasets.synthetic.pooled_walkway import POOLED_EVENTS
 from gclvad.datasets.synthetic.walkway import KINDS, _Video, generate_walkway, plan_walkway, spans_of, walkway_frames
 from gclvad.decode.video import iter_frames, probe_video
 from gclvad.errors import GclvadError
@@ -110,3 +111,18 @@ def test_bad_arguments_are_refused(tmp_path):
         generate_walkway(tmp_path, n_train=1, n_test=1, frames=32, train_fraction=0.0, test_fraction=0.05)
     with pytest.raises(GclvadError, match="unknown synthetic dataset kind"):
         generate_synthetic(tmp_path, kind="street")
+
+
+def test_the_pooled_walkway_has_anomalies_in_most_test_frames_and_a_normal_training_split(tmp_path):
+    # Planned on the benchmark's real size: the test split's budget met at every seed, events long.
+    for seed in range(4):
+        videos, _ = plan_walkway(seed, 16, 12, 180, (240, 320), 1, 0.0, 0.7, POOLED_EVENTS)
+        assert not any(v.crossings for v in videos if v.split == "train")
+        assert sum(bool(v.crossings) for v in videos if v.split == "test") >= 9
+    # Drawn (small): videos of the walkway's kind, annotated from the drawing.
+    manifest = generate_synthetic(tmp_path, kind="pooled_walkway", n_train=2, n_test=4, frames=96, size=SIZE)
+    videos = pd.read_csv(manifest)
+    annotations = pd.read_csv(manifest.parent / "annotations.csv").merge(videos[["video", "split"]])
+    assert set(annotations.split) == {"test"} and videos["split"].tolist() == ["train"] * 2 + ["test"] * 4
+    assert (annotations.end_frame - annotations.start_frame).sum() / (4 * 96) == pytest.approx(0.7, abs=0.05)
+    assert probe_video(manifest.parent / "test_000.mp4").frames == 96

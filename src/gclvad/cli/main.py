@@ -17,6 +17,7 @@ from gclvad.cli import summary as summary_cli
 from gclvad.cli import view as view_cli
 from gclvad.cli import watch as watch_cli
 from gclvad.datasets.manifest import write_manifest
+from gclvad.decode.crops import CROP_MODES
 from gclvad.decode.inputs import ON_BAD_VIDEO
 from gclvad.errors import GclvadError
 from gclvad.logs import command_log
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--segment-stride", type=int, help="frames between segment starts (default: the segment length)"
     )
     extract.add_argument(
-        "--crops", choices=["centre", "three", "ten"], default="centre", help="crops of every segment (default: centre)"
+        "--crops", choices=list(CROP_MODES), default="centre", help="crops of every segment (default: centre)"
     )
     extract.add_argument("--frame-step", type=int, default=1, help=FRAME_STEP_HELP)
     extract.add_argument(

@@ -38,6 +38,7 @@ READERS: dict[str, Callable[[dict], list[Video]]] = {
 _GENERATORS = {
     "demo": ("gclvad.datasets.synthetic.demo", "generate_demo"),
     "walkway": ("gclvad.datasets.synthetic.walkway", "generate_walkway"),
+    "pooled_walkway": ("gclvad.datasets.synthetic.pooled_walkway", "generate_pooled_walkway"),
 }
 SYNTHETIC_KINDS = tuple(_GENERATORS)
 

@@ -10,6 +10,13 @@ from __future__ import annotations
 # landscape frame, at the network's native size: the whole width at I3D's 224), or ten (the
 # four corners and the centre, then the same flipped left-right: torchvision's TenCrop order,
 # the RTFM features' layout, from a frame resized 8/7 larger so that the corners differ).
+# Two modes look at the frame upscaled 2x (short side twice the network's size), so that a small
+# object covers four times the pixels it does in the other modes (issue 18):
+#   "tiles":  a grid of 2 x 3 native-size tiles (2 along the short side, 3 along the long one,
+#             first and last at the edges, evenly spaced between: they cover frames up to 3:2
+#             such as 4:3; wider frames leave gaps between them), each its own training track;
+#   "motion": one native-size crop of the upscaled frame, placed where the segment's frames
+#             change most (the centre when nothing moves): a tracker-free look at what moves.
 CROP_NAMES = {
     "centre": ("centre",),
     "three": ("first", "centre", "last"),
@@ -18,7 +25,10 @@ CROP_NAMES = {
         for flip in ("", "flipped_")
         for corner in ("top_left", "top_right", "bottom_left", "bottom_right", "centre")
     ),
+    "tiles": tuple(f"tile_{row}_{column}" for row in range(2) for column in range(3)),
+    "motion": ("motion",),
 }
+UPSCALED_MODES = ("tiles", "motion")  # resized to twice the network's short side
 CROP_MODES = tuple(CROP_NAMES)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gclvad.decode.crops import CROP_MODES
+from gclvad.decode.crops import CROP_MODES, CROP_NAMES, UPSCALED_MODES
 
 ROUNDINGS = ("gclvad", "torchvision")
 
@@ -60,12 +60,15 @@ class Preprocessing:
             raise ValueError(f"crops must be one of {CROP_MODES}, got {self.crops!r}")
 
     def with_crops(self, mode: str) -> Preprocessing:
-        """This preprocessing with crop mode `mode` (see CROP_MODES; "ten" resizes 8/7 larger)."""
+        """This preprocessing with crop mode `mode` (see CROP_MODES; "ten" resizes 8/7 larger,
+        "tiles" and "motion" twice as large)."""
         if mode not in CROP_MODES:
             raise ValueError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
         size = self.size
         if mode == "ten" and isinstance(size, int):
             size = round(size * 8 / 7)  # 224 -> 256, 112 -> 128
+        if mode in UPSCALED_MODES:
+            size = 2 * size if isinstance(size, int) else (2 * size[0], 2 * size[1])
         return replace(self, crops=mode, size=size)
 
     def resized_shape(self, height: int, width: int) -> tuple[int, int]:
@@ -103,6 +106,13 @@ class Preprocessing:
             if width >= height:
                 return [(top, 0, False), (top, left, False), (top, width - crop_w, False)]
             return [(0, left, False), (top, left, False), (height - crop_h, left, False)]
+        if self.crops == "tiles":  # 2 along the short side, 3 along the long one, row by row
+            rows, columns = (2, 3) if width >= height else (3, 2)
+            tops = np.linspace(0, height - crop_h, rows).round().astype(int)
+            lefts = np.linspace(0, width - crop_w, columns).round().astype(int)
+            return [(int(t), int(w), False) for t in tops for w in lefts]
+        if self.crops == "motion":
+            raise ValueError("the motion crop's place depends on the frames: use motion_box")
         corners = [(0, 0), (0, width - crop_w), (height - crop_h, 0), (height - crop_h, width - crop_w), (top, left)]
         return [(t, w, flipped) for flipped in (False, True) for t, w in corners]
 
@@ -111,9 +121,40 @@ class Preprocessing:
         (C, 3, T, crop_h, crop_w) for the C crops of crop mode three or ten."""
         if isinstance(frames, np.ndarray):
             frames = torch.from_numpy(frames)
-        boxes = self.crop_boxes(*frames.shape[1:3])
+        boxes = [self.motion_box(frames)] if self.crops == "motion" else self.crop_boxes(*frames.shape[1:3])
         clips = [self._normalize_crop(frames, top, left, flipped) for top, left, flipped in boxes]
-        return clips[0] if self.crops == "centre" else torch.stack(clips)
+        return clips[0] if len(CROP_NAMES[self.crops]) == 1 else torch.stack(clips)
+
+    def motion_box(self, frames: torch.Tensor) -> tuple[int, int, bool]:
+        """(top, left, False) of the crop-sized window of resized uint8 frames (T, H, W, 3) whose
+        pixels change most between consecutive frames (sum of absolute grey differences); the
+        centre crop unless some window changes strictly more (so a still segment, or one frame,
+        keeps the centre)."""
+        crop_h, crop_w = _pair(self.crop)
+        centre = self.crop_offsets(*frames.shape[1:3])
+        if frames.shape[0] < 2:
+            return (*centre, False)
+        grey = frames.to(torch.int16).sum(dim=3)  # (T, H, W), 0..765
+        change = (grey[1:] - grey[:-1]).abs_().sum(dim=0, dtype=torch.float64)  # (H, W)
+        # Sums over every window from an integral image: windows[i, j] covers rows i..i+crop_h.
+        integral = F.pad(change.cumsum(0).cumsum(1), (1, 0, 1, 0))
+        windows = (
+            integral[crop_h:, crop_w:]
+            - integral[:-crop_h, crop_w:]
+            - integral[crop_h:, :-crop_w]
+            + integral[:-crop_h, :-crop_w]
+        )
+        top, left = divmod(int(windows.argmax()), windows.shape[1])
+        if windows[top, left] <= windows[centre]:
+            return (*centre, False)
+        # Many windows tie when what moves is smaller than a window: centre the best one on the
+        # change inside it, so the moving thing is in the middle of the crop, not at its edge.
+        inside = change[top : top + crop_h, left : left + crop_w]
+        row = float((inside.sum(1) * torch.arange(crop_h, dtype=torch.float64)).sum() / inside.sum())
+        column = float((inside.sum(0) * torch.arange(crop_w, dtype=torch.float64)).sum() / inside.sum())
+        top = min(max(0, round(top + row - (crop_h - 1) / 2)), windows.shape[0] - 1)
+        left = min(max(0, round(left + column - (crop_w - 1) / 2)), windows.shape[1] - 1)
+        return top, left, False
 
     def _normalize_crop(self, frames: torch.Tensor, top: int, left: int, flipped: bool) -> torch.Tensor:
         crop_h, crop_w = _pair(self.crop)

@@ -151,6 +151,8 @@ def load_feature_set(path: str | Path, videos: Iterable[str] | None = None, crop
         first = features_of(source[VIDEOS][wanted[0]], path) if wanted else None
         row_shape = tuple(first.shape[1:]) if first is not None else (int(attrs.get("dim", 0)),)
         kept = row_shape if crops == "each" or len(row_shape) == 1 else row_shape[1:]
+        if crops == "centre" and len(row_shape) == 2:
+            centre_crop(row_shape[0], path)  # refuses counts without a centre crop, naming the file
         features = np.empty((int(offsets[-1]), *kept), dtype=np.float32)
         video_attrs = {}
         for i, video in enumerate(wanted):
@@ -205,11 +207,17 @@ def crop_index(crops: str, count: int) -> int:
     return 0 if crops == "first" else centre_crop(count)
 
 
-def centre_crop(crops: int) -> int:
+def centre_crop(crops: int, source: str | Path | None = None) -> int:
     """Index of the centre crop among `crops`: torchvision's FiveCrop/TenCrop order (four corners,
-    centre, then the flipped ones; the published RTFM features follow it) for 5 or more, the
-    middle one for fewer (gclvad's three crops: left, centre, right)."""
-    return 4 if crops >= 5 else crops // 2
+    centre, then the flipped ones; the published RTFM features follow it) for 5 or 10, the
+    middle one for 1 or 3 (gclvad's three crops: left, centre, right). Other counts (the six
+    tiles of crop mode "tiles") have no centre crop: refused, naming `source` if given."""
+    if crops in (5, 10):
+        return 4
+    if crops in (1, 3):
+        return crops // 2
+    problem = f"features of {crops} crops a segment (the tiles?) have no centre crop; use crop_use mean, each or first"
+    raise GclvadError(f"{source}: {problem}" if source else problem)
 
 
 def _wanted(requested: list[str], available: list[str], path: Path) -> list[str]:

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def generate_demo_dataset(*, manifest: str | Path, generate: Mapping) -> Path:
-    """A synthetic dataset (generate["kind"]: demo or walkway) beside `manifest` (videos.csv, annotations.csv)."""
+    """A synthetic dataset (generate["kind"]: a kind of gclvad.datasets.readers.SYNTHETIC_KINDS) beside
+    `manifest` (videos.csv, annotations.csv)."""
     written = generate_synthetic(Path(manifest).parent, **generate)
     log.info("synthetic dataset written: %s", written)
     return written

@@ -48,10 +48,20 @@ LENGTHS = {"cyclist": 1.0, "skater": 0.5, "cart": 1.3}  # drawn extent along x, 
 WALKING_UNIT = 1.15  # pixels per frame at width 320 (~1.3 m/s at 25 fps); walkers: 0.7-1.3 of it
 _WALKING_RANGE = (0.7, 1.3)
 _WALKERS_PER_VIDEO = (3, 10)
-_EVENT_LENGTH = (0.15, 0.9)  # target length of one event, fraction of its video
-_TYPICAL_EVENT = 0.65  # mean planned event length (crossings run to their end), fraction of its video
 _TOLERANCE = 0.03  # planned anomalous fraction of a split within this of its target
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """How long events are and how many videos of a split may hold one."""
+
+    length: tuple[float, float] = (0.15, 0.9)  # target length of one event, fraction of its video
+    typical: float = 0.65  # mean planned event length (crossings run to their end), fraction of its video
+    most_videos: float = 0.8  # at most this share of a split's videos holds an event
+
+
+WALKWAY_EVENTS = EventPlan()
 
 
 @dataclass(frozen=True)
@@ -106,12 +116,12 @@ def _duration(kind: str, speed_factor: float, depth: float, layout: Layout, size
     return math.ceil((width + length) / (speed_factor * WALKING_UNIT * width / 320))
 
 
-def _plan_event(rng, frames: int, layout: Layout, size) -> tuple[tuple[Crossing, ...], int]:
+def _plan_event(rng, frames: int, layout: Layout, size, events: EventPlan) -> tuple[tuple[Crossing, ...], int]:
     """Crossings in a row until the event reaches its target length (a crossing that would
     outlast the video ends the chain), placed anywhere in the video where it fits (a single
     crossing longer than the video starts at frame 0 and is cut at its end);
     (crossings, planned anomalous frames)."""
-    target = max(1, round(rng.uniform(*_EVENT_LENGTH) * frames))
+    target = max(1, round(rng.uniform(*events.length) * frames))
     chain, end, enters = [], 0, 0  # frames counted from the event's start
     while end < target:
         kind = str(rng.choice(KINDS))
@@ -127,18 +137,20 @@ def _plan_event(rng, frames: int, layout: Layout, size) -> tuple[tuple[Crossing,
     return crossings, min(end, frames - start)
 
 
-def _plan_split(rng, split: str, n: int, frames: int, layouts: list[Layout], size, fraction: float) -> list:
+def _plan_split(
+    rng, split: str, n: int, frames: int, layouts: list[Layout], size, fraction: float, events: EventPlan
+) -> list:
     """(scene, crossings) per video, with anomalous frames within _TOLERANCE of `fraction`."""
     scenes = [i % len(layouts) for i in range(n)]
     if fraction <= 0 or n == 0:
         return [(scene, ()) for scene in scenes]
-    anomalous_videos = max(1, min(round(0.8 * n), round(n * fraction / _TYPICAL_EVENT)))
+    anomalous_videos = max(1, min(round(events.most_videos * n), round(n * fraction / events.typical)))
     for _ in range(500):
         chosen = set(rng.choice(n, size=anomalous_videos, replace=False).tolist())
-        events = {i: _plan_event(rng, frames, layouts[scenes[i]], size) for i in sorted(chosen)}
-        planned = sum(length for _, length in events.values()) / (n * frames)
+        planned_events = {i: _plan_event(rng, frames, layouts[scenes[i]], size, events) for i in sorted(chosen)}
+        planned = sum(length for _, length in planned_events.values()) / (n * frames)
         if abs(planned - fraction) <= _TOLERANCE:
-            return [(scene, events[i][0] if i in events else ()) for i, scene in enumerate(scenes)]
+            return [(scene, planned_events[i][0] if i in planned_events else ()) for i, scene in enumerate(scenes)]
     raise GclvadError(
         f"walkway benchmark: could not plan the {split} split's anomalous frames at {fraction:.0%} "
         f"(+-{_TOLERANCE:.0%}) with {n} videos of {frames} frames; use more or longer videos or another fraction"
@@ -165,6 +177,7 @@ def plan_walkway(
     scenes: int,
     train_fraction: float,
     test_fraction: float,
+    events: EventPlan = WALKWAY_EVENTS,
 ) -> tuple[list[WalkwayVideo], list[Layout]]:
     """The videos of a walkway benchmark (nothing drawn yet) and the scenes' camera layouts."""
     streams = np.random.SeedSequence(seed).spawn(1 + scenes + 2 * (n_train + n_test))
@@ -173,7 +186,9 @@ def plan_walkway(
     layouts = [_layout(np.random.default_rng(s)) for s in scene_seeds]
     videos = []
     for split, n, fraction in ((TRAIN, n_train, train_fraction), (TEST, n_test, test_fraction)):
-        for i, (scene, crossings) in enumerate(_plan_split(plan_rng, split, n, frames, layouts, size, fraction)):
+        for i, (scene, crossings) in enumerate(
+            _plan_split(plan_rng, split, n, frames, layouts, size, fraction, events)
+        ):
             draw_seed, noise_seed = video_seeds[2 * len(videos)], video_seeds[2 * len(videos) + 1]
             videos.append(
                 WalkwayVideo(f"{split}_{i:03d}", split, scene, crossings, scene_seeds[scene], draw_seed, noise_seed)
@@ -370,6 +385,7 @@ def generate_walkway(
     scenes: int = 4,
     train_fraction: float = 0.10,
     test_fraction: float = 0.35,
+    events: EventPlan = WALKWAY_EVENTS,
 ) -> Path:
     """Write the walkway videos, videos.csv and annotations.csv into `out_dir`; return videos.csv."""
     size = (int(size[0]), int(size[1]))
@@ -386,7 +402,7 @@ def generate_walkway(
             raise GclvadError(f"walkway benchmark: {name} must be in [0, 0.9); got {value}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    videos, layouts = plan_walkway(seed, n_train, n_test, frames, size, scenes, train_fraction, test_fraction)
+    videos, layouts = plan_walkway(seed, n_train, n_test, frames, size, scenes, train_fraction, test_fraction, events)
     spans = []
     for video in videos:
         visible: list[bool] = []

@@ -52,7 +52,7 @@ def build_extractor(
     """The extractor `name` with the weights file `weights` on `device` ("auto" | "cpu" |
     "cuda" | "cuda:N") in `precision` ("fp32" | "bf16" | "auto": bf16 where the device computes
     it natively, speed.resolve_precision), seeing the crops of every segment that `crops` names
-    ("centre", "three", "ten": gclvad.decode.crops.CROP_MODES).
+    (gclvad.decode.crops.CROP_MODES).
 
     weights="random" (that exact string) builds an untrained network and warns loudly (each
     builder warns, through base.warn_random_weights); any other value must be an existing
